@@ -1,0 +1,247 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+
+	"dock/board"
+	"dock/hw/camlink"
+	"dock/hw/hwtest"
+)
+
+// Dock is a simulated dock: per slot, fake GPIO lines registered with periph, a real
+// pseudo-terminal whose slave end the agent opens as the camera's serial port, and a
+// mount point where a docked camera's storage appears once unlocked.
+type Dock struct {
+	dir   string
+	log   *slog.Logger
+	Slots []*Slot
+	board board.Board
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// Slot is one simulated bay.
+type Slot struct {
+	Index                   int
+	Presence, Charge, Fault *hwtest.Pin
+	master, slave           *os.File
+	tty, mount              string
+
+	mu  sync.Mutex
+	cam *Camera
+	ses *session
+}
+
+var dockSeq atomic.Int64
+
+// New makes a dock of n slots with its ttys and mounts under dir, and registers its pins.
+func New(dir string, n int, log *slog.Logger) (*Dock, error) {
+	k := dockSeq.Add(1)
+	d := &Dock{dir: dir, log: log, stop: make(chan struct{})}
+	d.board = board.Board{Name: "sim", Description: fmt.Sprintf("simulated dock, %d slots", n)}
+	for _, sub := range []string{"tty", "mnt"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("sim dock: %w", err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		s := &Slot{Index: i}
+		prefix := fmt.Sprintf("SIM%d_S%d_", k, i)
+		s.Presence = hwtest.NewPin(prefix+"PRESENCE", 3*i)
+		s.Charge = hwtest.NewPin(prefix+"CHARGE", 3*i+1)
+		s.Fault = hwtest.NewPin(prefix+"FAULT", 3*i+2)
+		for _, p := range []*hwtest.Pin{s.Presence, s.Charge, s.Fault} {
+			if err := gpioreg.Register(p); err != nil {
+				d.Close()
+				return nil, fmt.Errorf("sim dock: register %s: %w", p.Name(), err)
+			}
+		}
+		m, sl, err := pty.Open()
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("sim dock: pty: %w", err)
+		}
+		if t, err := unix.IoctlGetTermios(int(sl.Fd()), unix.TCGETS); err == nil {
+			// Raw from the start, so nothing is echoed before the agent opens the port.
+			t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+			t.Oflag &^= unix.OPOST
+			t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+			_ = unix.IoctlSetTermios(int(sl.Fd()), unix.TCSETS, t)
+		}
+		s.master, s.slave = m, sl
+		s.tty = filepath.Join(dir, "tty", fmt.Sprintf("slot%d", i))
+		_ = os.Remove(s.tty)
+		if err := os.Symlink(sl.Name(), s.tty); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("sim dock: %w", err)
+		}
+		s.mount = filepath.Join(dir, "mnt", fmt.Sprintf("slot%d", i))
+		_ = os.Remove(s.mount)
+		d.Slots = append(d.Slots, s)
+		d.board.Slots = append(d.board.Slots, board.Slot{
+			Presence: s.Presence.Name(), Charge: s.Charge.Name(), Fault: s.Fault.Name(),
+			Serial: s.tty, Baud: 115200, Mount: s.mount,
+		})
+		d.wg.Add(1)
+		go d.serve(s)
+	}
+	d.wg.Add(1)
+	go d.tick()
+	return d, nil
+}
+
+// Board is the dock's definition, in the same form as a real board's.
+func (d *Dock) Board() board.Board { return d.board }
+
+// Dock seats cam in slot i: the presence line goes high and the camera answers on the
+// slot's serial port.
+func (d *Dock) Dock(i int, cam *Camera) error {
+	s, err := d.slot(i)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.cam != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("slot %d already holds %s", i, s.cam.Serial())
+	}
+	s.cam, s.ses = cam, &session{mount: s.mount}
+	s.mu.Unlock()
+	s.Presence.Drive(gpio.High)
+	d.log.Info("sim: camera docked", "slot", i, "device", cam.Serial())
+	return nil
+}
+
+// Undock pulls the camera out of slot i: presence low, storage gone, link silent.
+func (d *Dock) Undock(i int) (*Camera, error) {
+	s, err := d.slot(i)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	cam := s.cam
+	s.cam, s.ses = nil, nil
+	_ = os.Remove(s.mount)
+	s.mu.Unlock()
+	s.Presence.Drive(gpio.Low)
+	if cam != nil {
+		d.log.Info("sim: camera undocked", "slot", i, "device", cam.Serial())
+	}
+	return cam, nil
+}
+
+// Camera returns the camera in slot i, or nil.
+func (d *Dock) Camera(i int) *Camera {
+	s, err := d.slot(i)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cam
+}
+
+func (d *Dock) slot(i int) (*Slot, error) {
+	if i < 0 || i >= len(d.Slots) {
+		return nil, fmt.Errorf("no slot %d (dock has %d)", i, len(d.Slots))
+	}
+	return d.Slots[i], nil
+}
+
+// serve answers the slot's serial port for whichever camera is docked.
+func (d *Dock) serve(s *Slot) {
+	defer d.wg.Done()
+	var dec camlink.Decoder
+	buf := make([]byte, 4096)
+	for {
+		n, err := s.master.Read(buf)
+		if err != nil {
+			select {
+			case <-d.stop:
+				return
+			default:
+			}
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			// EIO while no one holds the slave open; the simulator holds it, so this is rare.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		dec.Write(buf[:n])
+		for {
+			f, ok := dec.Next()
+			if !ok {
+				break
+			}
+			s.mu.Lock()
+			cam, ses := s.cam, s.ses
+			s.mu.Unlock()
+			if cam == nil {
+				continue // nobody home: the request goes unanswered
+			}
+			reply, ok := cam.handle(f, ses, time.Now(), s.Charge.Level() == gpio.High)
+			if ok {
+				if _, err := s.master.Write(reply); err != nil {
+					d.log.Warn("sim: write reply", "slot", s.Index, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// tick advances charging on slots whose charger is on.
+func (d *Dock) tick() {
+	defer d.wg.Done()
+	const step = 200 * time.Millisecond
+	t := time.NewTicker(step)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		for _, s := range d.Slots {
+			s.mu.Lock()
+			cam := s.cam
+			s.mu.Unlock()
+			if cam != nil && s.Charge.Level() == gpio.High {
+				cam.chargeStep(step)
+			}
+		}
+	}
+}
+
+// Close stops the simulator and unregisters its pins. Cameras keep their state on disk.
+func (d *Dock) Close() {
+	select {
+	case <-d.stop:
+		return
+	default:
+		close(d.stop)
+	}
+	for _, s := range d.Slots {
+		if s.master != nil {
+			s.master.Close()
+			s.slave.Close()
+		}
+		_ = os.Remove(s.mount)
+		for _, p := range []*hwtest.Pin{s.Presence, s.Charge, s.Fault} {
+			_ = gpioreg.Unregister(p.Name())
+		}
+	}
+	d.wg.Wait()
+}

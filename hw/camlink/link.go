@@ -1,0 +1,260 @@
+package camlink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// ErrNoReply means the camera did not answer a request within its timeout, after every
+// retry. It is transient: the link or the camera may recover.
+var ErrNoReply = errors.New("camlink: no reply")
+
+// ErrClosed means the link was closed or its port failed.
+var ErrClosed = errors.New("camlink: link closed")
+
+// RemoteError is a camera's own refusal of a request. It is permanent for that request.
+type RemoteError struct {
+	Code    Code
+	Message string
+}
+
+func (e *RemoteError) Error() string { return fmt.Sprintf("camera refused %s: %s", e.Code, e.Message) }
+
+// Link drives the dock side of protocol v1 over a byte stream (a serial port): one
+// request at a time, each with a timeout and a bounded number of retries.
+type Link struct {
+	port    io.ReadWriteCloser
+	log     *slog.Logger
+	timeout time.Duration
+	retries int
+
+	callMu sync.Mutex // one request in flight
+	seq    uint8
+
+	frames chan Frame
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // closed when the reader ends
+
+	mu      sync.Mutex
+	dec     Decoder
+	readErr error
+	resync  bool
+	closing sync.Once
+}
+
+// NewLink starts a link over port. timeout bounds each attempt; retries is how many more
+// attempts follow the first.
+func NewLink(port io.ReadWriteCloser, timeout time.Duration, retries int, log *slog.Logger) *Link {
+	l := &Link{port: port, log: log, timeout: timeout, retries: retries, frames: make(chan Frame, 16), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.read()
+	return l
+}
+
+func (l *Link) read() {
+	defer close(l.done)
+	buf := make([]byte, 4096)
+	for {
+		n, err := l.port.Read(buf)
+		if n > 0 {
+			l.mu.Lock()
+			if l.resync {
+				l.dec.Resync()
+				l.resync = false
+			}
+			l.dec.Write(buf[:n])
+			var out []Frame
+			for {
+				f, ok := l.dec.Next()
+				if !ok {
+					break
+				}
+				out = append(out, f)
+			}
+			l.mu.Unlock()
+			for _, f := range out {
+				select {
+				case l.frames <- f:
+				default: // nobody waiting and the queue is full: drop the stale reply
+				}
+			}
+		}
+		if err != nil {
+			// tarm/serial reports a read timeout as (0, io.EOF): nothing yet.
+			if n == 0 && errors.Is(err, io.EOF) {
+				select {
+				case <-l.stop:
+					return
+				default:
+					continue
+				}
+			}
+			l.mu.Lock()
+			l.readErr = err
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Garbage returns the most recent bytes the link discarded as not being valid frames,
+// and how many were discarded in all: kept for diagnosing a camera that answers garbage.
+func (l *Link) Garbage() ([]byte, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dec.Garbage(), l.dec.Discarded
+}
+
+// Close stops the link and closes its port.
+func (l *Link) Close() error {
+	var err error
+	l.closing.Do(func() {
+		l.mu.Lock()
+		if l.readErr == nil {
+			l.readErr = ErrClosed
+		}
+		l.mu.Unlock()
+		close(l.stop)
+		err = l.port.Close()
+		select {
+		case <-l.done:
+		case <-time.After(2 * time.Second):
+		}
+	})
+	return err
+}
+
+// Call sends code with req as its payload and decodes the reply into resp.
+func (l *Link) Call(ctx context.Context, code Code, req, resp any) error {
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", code, err)
+	}
+	l.callMu.Lock()
+	defer l.callMu.Unlock()
+	var lastErr error = ErrNoReply
+	for attempt := 0; attempt <= l.retries; attempt++ {
+		l.seq++
+		seq := l.seq
+		frame, err := AppendFrame(nil, Frame{Code: code, Seq: seq, Payload: payload})
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", code, err)
+		}
+		if _, err := l.port.Write(frame); err != nil {
+			return fmt.Errorf("write %s: %w: %w", code, ErrClosed, err)
+		}
+		reply, err := l.await(ctx, seq)
+		if err == nil {
+			if reply.Code == CodeError {
+				var e ErrorReply
+				_ = json.Unmarshal(reply.Payload, &e)
+				return &RemoteError{Code: code, Message: e.Message}
+			}
+			if reply.Code != code.Reply() {
+				lastErr = fmt.Errorf("%s: reply code %s", code, reply.Code)
+				continue
+			}
+			if err := Decode(reply.Payload, resp); err != nil {
+				lastErr = fmt.Errorf("%s reply: %w", code, err)
+				continue
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrNoReply) {
+			return fmt.Errorf("%s: %w", code, err)
+		}
+		l.log.Debug("camera reply overdue", "command", code.String(), "attempt", attempt+1)
+		l.mu.Lock()
+		l.resync = true
+		l.mu.Unlock()
+	}
+	return fmt.Errorf("%s after %d attempts: %w", code, l.retries+1, lastErr)
+}
+
+func (l *Link) await(ctx context.Context, seq uint8) (Frame, error) {
+	t := time.NewTimer(l.timeout)
+	defer t.Stop()
+	for {
+		select {
+		case f := <-l.frames:
+			if f.Seq == seq {
+				return f, nil
+			}
+			// A late reply to an earlier attempt: skip it.
+		case <-l.done:
+			l.mu.Lock()
+			err := l.readErr
+			l.mu.Unlock()
+			return Frame{}, fmt.Errorf("%w: %v", ErrClosed, err)
+		case <-t.C:
+			return Frame{}, ErrNoReply
+		case <-ctx.Done():
+			return Frame{}, ctx.Err()
+		}
+	}
+}
+
+// Identify asks the camera who it is.
+func (l *Link) Identify(ctx context.Context) (Identity, error) {
+	var id Identity
+	return id, l.Call(ctx, CodeIdentify, Empty{}, &id)
+}
+
+// Battery reads the camera's battery.
+func (l *Link) Battery(ctx context.Context) (Battery, error) {
+	var b Battery
+	return b, l.Call(ctx, CodeBattery, Empty{}, &b)
+}
+
+// Storage reads the camera's storage health.
+func (l *Link) Storage(ctx context.Context) (Storage, error) {
+	var s Storage
+	return s, l.Call(ctx, CodeStorage, Empty{}, &s)
+}
+
+// List reads every recording the camera holds, page by page.
+func (l *Link) List(ctx context.Context) ([]FileEntry, error) {
+	var all []FileEntry
+	for {
+		var p ListPage
+		if err := l.Call(ctx, CodeList, ListRequest{Offset: len(all)}, &p); err != nil {
+			return nil, err
+		}
+		all = append(all, p.Recordings...)
+		if len(p.Recordings) == 0 || len(all) >= p.Total {
+			return all, nil
+		}
+	}
+}
+
+// Auth unlocks the camera's storage so the dock can read it.
+func (l *Link) Auth(ctx context.Context, password string) error {
+	return l.Call(ctx, CodeAuth, AuthRequest{Password: password}, &Empty{})
+}
+
+// Delete frees one recording on the camera.
+func (l *Link) Delete(ctx context.Context, name string, size int64) error {
+	return l.Call(ctx, CodeDelete, DeleteRequest{Name: name, Size: size}, &Empty{})
+}
+
+// SetClock sets the camera's clock to now and returns its drift before the change.
+func (l *Link) SetClock(ctx context.Context, now time.Time) (time.Duration, error) {
+	var r SetClockReply
+	err := l.Call(ctx, CodeSetClock, SetClockRequest{UnixMilli: now.UnixMilli()}, &r)
+	return time.Duration(r.DriftMilli) * time.Millisecond, err
+}
+
+// Lock takes the camera out of service.
+func (l *Link) Lock(ctx context.Context, reason string) error {
+	return l.Call(ctx, CodeLock, LockRequest{Reason: reason}, &Empty{})
+}
+
+// Unlock returns the camera to service.
+func (l *Link) Unlock(ctx context.Context) error {
+	return l.Call(ctx, CodeUnlock, Empty{}, &Empty{})
+}

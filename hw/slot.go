@@ -1,0 +1,119 @@
+package hw
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+)
+
+// SlotLines are the three GPIO lines of one camera slot.
+//
+// Presence is high while a camera sits in the slot. Charge high powers the slot's charger.
+// Fault high lights the slot's fault LED (the camera is out of service).
+type SlotLines struct {
+	Presence gpio.PinIn
+	Charge   gpio.PinOut
+	Fault    gpio.PinOut
+}
+
+// LookupLines finds the named pins in periph's registry. The error names every missing pin.
+func LookupLines(presence, charge, fault string) (SlotLines, error) {
+	var l SlotLines
+	var missing []string
+	if p := gpioreg.ByName(presence); p != nil {
+		l.Presence = p
+	} else {
+		missing = append(missing, presence)
+	}
+	if p := gpioreg.ByName(charge); p != nil {
+		l.Charge = p
+	} else {
+		missing = append(missing, charge)
+	}
+	if p := gpioreg.ByName(fault); p != nil {
+		l.Fault = p
+	} else {
+		missing = append(missing, fault)
+	}
+	if len(missing) > 0 {
+		return SlotLines{}, fmt.Errorf("gpio pins not found: %v", missing)
+	}
+	return l, nil
+}
+
+// Init puts the lines in their safe state: presence as an input with edge detection,
+// charger off, fault LED off. The presence line's pull is left to the board (external
+// resistor), so a restart does not disturb a camera already docked.
+func (l SlotLines) Init() error {
+	if err := l.Presence.In(gpio.PullNoChange, gpio.BothEdges); err != nil {
+		return fmt.Errorf("presence %s: %w", l.Presence, err)
+	}
+	if err := l.Charge.Out(gpio.Low); err != nil {
+		return fmt.Errorf("charge %s: %w", l.Charge, err)
+	}
+	if err := l.Fault.Out(gpio.Low); err != nil {
+		return fmt.Errorf("fault led %s: %w", l.Fault, err)
+	}
+	return nil
+}
+
+// SetCharging switches the slot's charger.
+func (l SlotLines) SetCharging(on bool) error {
+	if err := l.Charge.Out(gpio.Level(on)); err != nil {
+		return fmt.Errorf("charge %s: %w", l.Charge, err)
+	}
+	return nil
+}
+
+// SetFault switches the slot's fault LED.
+func (l SlotLines) SetFault(on bool) error {
+	if err := l.Fault.Out(gpio.Level(on)); err != nil {
+		return fmt.Errorf("fault led %s: %w", l.Fault, err)
+	}
+	return nil
+}
+
+// WatchPresence reports the debounced presence level: once at start, then every change
+// that stays stable for debounce. It waits on edges and also polls every poll interval, so
+// a missed edge is noticed. The channel closes when ctx ends.
+func WatchPresence(ctx context.Context, pin gpio.PinIn, debounce, poll time.Duration) <-chan bool {
+	out := make(chan bool, 1)
+	go func() {
+		defer close(out)
+		reported := pin.Read() == gpio.High
+		select {
+		case out <- reported:
+		case <-ctx.Done():
+			return
+		}
+		for ctx.Err() == nil {
+			pin.WaitForEdge(poll)
+			level := pin.Read() == gpio.High
+			if level == reported {
+				continue
+			}
+			// Debounce: the new level must hold for the whole window.
+			stable := true
+			deadline := time.Now().Add(debounce)
+			for time.Now().Before(deadline) {
+				if pin.WaitForEdge(time.Until(deadline)) && (pin.Read() == gpio.High) != level {
+					stable = false
+					break
+				}
+			}
+			if !stable || (pin.Read() == gpio.High) != level || ctx.Err() != nil {
+				continue
+			}
+			reported = level
+			select {
+			case out <- reported:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}

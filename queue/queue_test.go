@@ -1,0 +1,330 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func footage(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 0))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+
+func TestNextIsTheOnlyWayBetweenStates(t *testing.T) {
+	tests := []struct {
+		from State
+		step Step
+		to   State
+		ok   bool
+	}{
+		{Spooled, StepLease, Uploading, true},
+		{Uploading, StepRelease, Spooled, true},
+		{Uploading, StepVerify, Verified, true},
+		{Spooled, StepVerify, Verified, true},
+		{Verified, StepVerify, Verified, true},
+		{Verified, StepFree, Freed, true},
+		{Spooled, StepFree, Spooled, false},
+		{Uploading, StepFree, Uploading, false},
+		{Uploading, StepLease, Uploading, false},
+		{Freed, StepLease, Freed, false},
+		{Freed, StepVerify, Freed, false},
+	}
+	for _, tc := range tests {
+		got, err := Next(tc.from, tc.step)
+		if (err == nil) != tc.ok || got != tc.to {
+			t.Errorf("Next(%s, %s) = %s, %v; want %s ok=%v", tc.from, tc.step, got, err, tc.to, tc.ok)
+		}
+	}
+}
+
+func TestOffloadIsWriteOnceAndHashed(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	data := footage(3<<20+17, 1)
+	rec := Recording{ID: "CAM1_a.mp4", Name: "a.mp4", Device: "CAM1", Size: int64(len(data))}
+	r, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded, Device: "CAM1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SHA256 != sum(data) || r.State != Spooled {
+		t.Fatalf("offloaded %+v", r)
+	}
+	info, err := os.Stat(s.spool.path(r.ID))
+	if err != nil || info.Mode().Perm()&0o222 != 0 {
+		t.Fatalf("spool file not read-only: %v %v", info.Mode(), err)
+	}
+	h, err := ReadHeader(s.spool.path(r.ID))
+	if err != nil || h.Record.SHA256 != r.SHA256 || h.Record.Device != "CAM1" {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	f, err := s.Open(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("spooled bytes differ from the source")
+	}
+	// Offloading the same id again is idempotent and does not rewrite the file.
+	again, err := s.Offload(context.Background(), rec, bytes.NewReader([]byte("other")), Event{Kind: EvOffloaded})
+	if err != nil || again.SHA256 != r.SHA256 {
+		t.Fatalf("second offload = %+v, %v", again, err)
+	}
+}
+
+func TestOffloadCutShortLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	defer s.Close()
+	data := footage(1000, 2)
+	tests := []struct {
+		name string
+		src  io.Reader
+		size int64
+	}{
+		{"pulled mid-copy", bytes.NewReader(data[:400]), 1000},
+		{"longer than announced", bytes.NewReader(data), 500},
+		{"read error", io.MultiReader(bytes.NewReader(data[:10]), errReader{}), 1000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Offload(context.Background(), Recording{ID: "X_" + tc.name[:4], Size: tc.size}, tc.src, Event{Kind: EvOffloaded})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if _, err := s.Get("X_" + tc.name[:4]); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("a record was left: %v", err)
+			}
+			left, _ := os.ReadDir(s.spool.dir + "/tmp")
+			if len(left) != 0 {
+				t.Fatalf("partial files left: %v", left)
+			}
+		})
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("I/O error on camera storage") }
+
+func commit(t *testing.T, s *Store, id string, start time.Time, class Class, hold string) Recording {
+	t.Helper()
+	data := []byte("footage of " + id)
+	r, err := s.Offload(context.Background(), Recording{ID: id, Device: "D", Size: int64(len(data)), Start: start, Class: class, Hold: hold}, bytes.NewReader(data), Event{Kind: EvOffloaded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestPendingOrderHoldsEvidencePatrolOldestFirst(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	commit(t, s, "patrol-new", t0.Add(2*time.Hour), Patrol, "")
+	commit(t, s, "patrol-old", t0, Patrol, "")
+	commit(t, s, "evidence", t0.Add(3*time.Hour), Evidence, "")
+	commit(t, s, "held", t0.Add(5*time.Hour), Patrol, HoldDispute)
+	p, err := s.Pending(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range p {
+		ids = append(ids, r.ID)
+	}
+	want := []string{"held", "evidence", "patrol-old", "patrol-new"}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", ids, want)
+	}
+	// A leased recording is out of the pending list until released.
+	if _, err := s.Lease("held", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lease("held", "t2"); err == nil {
+		t.Fatal("a recording was leased twice")
+	}
+	if p, _ := s.Pending(10); len(p) != 3 {
+		t.Fatalf("%d pending while one is leased", len(p))
+	}
+	if _, err := s.Release("held", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Pending(10); len(p) != 4 || p[0].ID != "held" {
+		t.Fatalf("release did not requeue: %v", p)
+	}
+}
+
+func TestFreeOnlyAfterMatchingReceiptAndHoldRelease(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	r := commit(t, s, "rec", time.Now(), Patrol, "")
+	h := commit(t, s, "held", time.Now(), Patrol, HoldObstruction)
+
+	if err := s.Free("rec"); err == nil {
+		t.Fatal("freed an unverified recording")
+	}
+	if _, err := s.Lease("rec", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify("rec", sum([]byte("forged")), r.Size); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("forged receipt: %v", err)
+	}
+	if err := s.Free("rec"); err == nil {
+		t.Fatal("freed after a forged receipt")
+	}
+	if _, err := os.Stat(s.spool.path("rec")); err != nil {
+		t.Fatal("spool copy gone after a forged receipt")
+	}
+	if _, err := s.Verify("rec", r.SHA256, r.Size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify("rec", r.SHA256, r.Size); err != nil {
+		t.Fatalf("repeated receipt: %v", err)
+	}
+	if err := s.Free("rec"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.spool.path("rec")); !os.IsNotExist(err) {
+		t.Fatal("spool copy still there after free")
+	}
+
+	if _, err := s.Verify("held", h.SHA256, h.Size); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Free("held"); err == nil {
+		t.Fatal("freed a held recording before central released it")
+	}
+	if _, err := s.ReleaseHold("held"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Free("held"); err != nil {
+		t.Fatal(err)
+	}
+
+	var kinds []string
+	_ = s.Ledger(1, func(e Entry) error { kinds = append(kinds, e.Kind); return nil })
+	want := map[string]bool{EvOffloaded: true, EvRejected: true, EvVerified: true, EvFreed: true, EvHold: true, EvAccess: true}
+	for _, k := range kinds {
+		delete(want, k)
+	}
+	if len(want) != 0 {
+		t.Fatalf("ledger lacks %v (has %v)", want, kinds)
+	}
+}
+
+func TestLedgerVerifiesAndNamesTheFirstBadEntry(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	for i := 0; i < 20; i++ {
+		if err := s.Record(Event{Kind: EvSlot, Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.VerifyLedger(); err != nil || n != 20 {
+		t.Fatalf("verify = %d, %v", n, err)
+	}
+	s.Close()
+	// The chain continues across a restart.
+	s = openStore(t, dir)
+	defer s.Close()
+	if err := s.Record(Event{Kind: EvSlot, Detail: "after restart"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.VerifyLedger(); err != nil || n != 21 {
+		t.Fatalf("verify after restart = %d, %v", n, err)
+	}
+	// Rewrite entry 7's detail behind the store's back.
+	err := s.db.Update(func(txn *badger.Txn) error {
+		var e Entry
+		it, _ := txn.Get(ledgerKey(7))
+		_ = it.Value(func(v []byte) error { return jsonUnmarshal(v, &e) })
+		e.Detail = "rewritten"
+		return txn.Set(ledgerKey(7), jsonMarshal(e))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.VerifyLedger()
+	var bad *BadEntry
+	if !errors.As(err, &bad) || bad.Seq != 7 {
+		t.Fatalf("tampering reported as %v", err)
+	}
+}
+
+// More than a memtable of records, closed and reopened, every key back: the guard
+// against the 32-bit allocator wrap (run as armv7 under qemu-user by make test).
+func TestReopenKeepsEveryRecord(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	const n = 30000
+	wb := s.db.NewWriteBatch()
+	for i := 0; i < n; i++ {
+		r := Recording{ID: fmt.Sprintf("CAM%03d_%08d.mp4", i%50, i), Device: "CAM", Size: int64(i), SHA256: sum([]byte{byte(i)}), State: Spooled, Start: time.Unix(int64(i), 0)}
+		if err := wb.Set(recKey(r.ID), jsonMarshal(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir)
+	defer s.Close()
+	seen := 0
+	err := s.Each(func(r Recording) error {
+		seen++
+		return nil
+	})
+	if err != nil || seen != n {
+		t.Fatalf("after reopen %d of %d records (%v)", seen, n, err)
+	}
+	for _, i := range []int{0, 1, n / 2, n - 1} {
+		r, err := s.Get(fmt.Sprintf("CAM%03d_%08d.mp4", i%50, i))
+		if err != nil || r.Size != int64(i) {
+			t.Fatalf("record %d: %+v %v", i, r, err)
+		}
+	}
+}
+
+func TestRecordingIDsNeverCollide(t *testing.T) {
+	a, b := RecordingID("CAM", "a b.mp4"), RecordingID("CAM", "a-b.mp4")
+	if a == b || !validID(a) || !validID(b) {
+		t.Fatalf("ids %q and %q", a, b)
+	}
+	if RecordingID("CAM", "../../x") == RecordingID("CAM", "..-..-x") || !validID(RecordingID("CAM", "../../x")) {
+		t.Fatal("path-like name not made safe")
+	}
+}

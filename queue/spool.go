@@ -1,0 +1,274 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// A spool file is a fixed 4 KiB header followed by the original bytes:
+//
+//	"DOCKSPL1" | uint32 length | JSON Header | zero padding to 4096 | content
+//
+// The header makes every file describe itself, so the index can be rebuilt from the spool.
+const (
+	spoolMagic  = "DOCKSPL1"
+	headerSize  = 4096
+	copyBufSize = 1 << 20
+)
+
+// Header is the self-description at the start of every spool file.
+type Header struct {
+	ID     string    `json:"id"`
+	Record Recording `json:"recording"`
+}
+
+// Spool is the directory of write-once footage files.
+type Spool struct {
+	dir string
+}
+
+// ErrShortCopy means the source ended before the size the camera announced: the camera
+// was pulled, or its storage lies about the size.
+var ErrShortCopy = errors.New("spool: source shorter than announced")
+
+// ErrIntegrity means a spool file's content no longer matches its recorded hash.
+var ErrIntegrity = errors.New("spool: integrity fault")
+
+func openSpool(dir string) (*Spool, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	// Partial files from a copy cut short by a crash are not evidence: the camera still
+	// has the original.
+	tmps, _ := filepath.Glob(filepath.Join(dir, "tmp", "*"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
+	return &Spool{dir: dir}, nil
+}
+
+func (s *Spool) path(id string) string { return filepath.Join(s.dir, id+".rec") }
+
+// Dir is the spool's directory.
+func (s *Spool) Dir() string { return s.dir }
+
+// FreeBytes is the space left on the spool's filesystem for the agent.
+func (s *Spool) FreeBytes() (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", s.dir, err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// Write copies exactly rec.Size bytes from src into a new spool file, hashing in the same
+// pass, and makes it durable and read-only: temporary name, fsync, rename, directory
+// fsync. It returns rec with SHA256 filled. On any error nothing is left behind.
+func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Recording, error) {
+	if !validID(rec.ID) {
+		return rec, fmt.Errorf("spool: invalid recording id %q", rec.ID)
+	}
+	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), rec.ID+".*")
+	if err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Seek(headerSize, io.SeekStart); err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	h := sha256.New()
+	buf := make([]byte, copyBufSize)
+	var n int64
+	for n < rec.Size {
+		if err := ctx.Err(); err != nil {
+			return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+		}
+		want := min(int64(len(buf)), rec.Size-n)
+		m, rerr := io.ReadFull(src, buf[:want])
+		if m > 0 {
+			h.Write(buf[:m])
+			if _, err := tmp.Write(buf[:m]); err != nil {
+				return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+			}
+			n += int64(m)
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+				return rec, fmt.Errorf("spool %s: %w: %d of %d bytes", rec.ID, ErrShortCopy, n, rec.Size)
+			}
+			return rec, fmt.Errorf("spool %s: read source: %w", rec.ID, rerr)
+		}
+	}
+	// A source longer than announced is as suspect as a shorter one.
+	var one [1]byte
+	if m, _ := src.Read(one[:]); m > 0 {
+		return rec, fmt.Errorf("spool %s: source longer than the announced %d bytes", rec.ID, rec.Size)
+	}
+	rec.SHA256 = hex.EncodeToString(h.Sum(nil))
+	hdr, err := encodeHeader(Header{ID: rec.ID, Record: rec})
+	if err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	if _, err := tmp.WriteAt(hdr, 0); err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	if err := tmp.Chmod(0o400); err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return rec, fmt.Errorf("spool %s: fsync: %w", rec.ID, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	final := s.path(rec.ID)
+	if _, err := os.Stat(final); err == nil {
+		// Write once: never replace an existing spool file.
+		return rec, fmt.Errorf("spool %s: already spooled", rec.ID)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	ok = true
+	if err := syncDir(s.dir); err != nil {
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	}
+	return rec, nil
+}
+
+func encodeHeader(h Header) ([]byte, error) {
+	j, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	if len(spoolMagic)+4+len(j) > headerSize {
+		return nil, fmt.Errorf("header of %d bytes does not fit", len(j))
+	}
+	b := make([]byte, headerSize)
+	copy(b, spoolMagic)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(j)))
+	copy(b[12:], j)
+	return b, nil
+}
+
+// ReadHeader reads a spool file's self-description.
+func ReadHeader(path string) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	b := make([]byte, headerSize)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return Header{}, fmt.Errorf("spool header %s: %w", path, err)
+	}
+	if string(b[:8]) != spoolMagic {
+		return Header{}, fmt.Errorf("spool header %s: bad magic", path)
+	}
+	n := binary.BigEndian.Uint32(b[8:])
+	if int(n) > headerSize-12 {
+		return Header{}, fmt.Errorf("spool header %s: bad length %d", path, n)
+	}
+	var h Header
+	if err := json.Unmarshal(b[12:12+n], &h); err != nil {
+		return Header{}, fmt.Errorf("spool header %s: %w", path, err)
+	}
+	return h, nil
+}
+
+// Footage is an open spool file's original bytes.
+type Footage struct {
+	*io.SectionReader
+	f *os.File
+}
+
+// Close closes the file.
+func (f *Footage) Close() error { return f.f.Close() }
+
+func (s *Spool) open(rec Recording) (*Footage, error) {
+	f, err := os.Open(s.path(rec.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", rec.ID, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open spool %s: %w", rec.ID, err)
+	}
+	if info.Size() != headerSize+rec.Size {
+		f.Close()
+		return nil, fmt.Errorf("open spool %s: %w: %d bytes, want %d", rec.ID, ErrIntegrity, info.Size()-headerSize, rec.Size)
+	}
+	return &Footage{SectionReader: io.NewSectionReader(f, headerSize, rec.Size), f: f}, nil
+}
+
+func (s *Spool) remove(id string) error {
+	p := s.path(id)
+	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("free spool %s: %w", id, err)
+	}
+	return syncDir(s.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// validID accepts ids safe as file names and keys: letters, digits, '.', '_' and '-'.
+func validID(id string) bool {
+	if id == "" || len(id) > 200 || strings.HasPrefix(id, ".") {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// RecordingID is the dock-wide id of a camera file: device serial and file name. A name
+// with characters unsafe in a file name has them replaced and a short hash of the
+// original appended, so two names never share an id.
+func RecordingID(device, name string) string {
+	id := device + "_" + name
+	if validID(id) {
+		return id
+	}
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if b[0] == '.' {
+		b[0] = '-'
+	}
+	sum := sha256.Sum256([]byte(id))
+	return fmt.Sprintf("%s-%x", b[:min(len(b), 180)], sum[:4])
+}

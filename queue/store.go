@@ -1,0 +1,612 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Key layout in Badger:
+//
+//	r/<id>                  Recording (JSON)
+//	p/<rank><start>/<id>    empty: a Spooled recording waiting to upload, in upload order
+//	l/<seq, 8 bytes BE>     ledger Entry (JSON)
+//	m/ledger                ledger head (seq and hash)
+//	d/<kind>/<id>           a document of the agent's (slot states, faults, config)
+const (
+	pRec     = "r/"
+	pPending = "p/"
+	pLedger  = "l/"
+	kHead    = "m/ledger"
+	pDoc     = "d/"
+)
+
+// ErrNotFound means no recording or document has that id.
+var ErrNotFound = errors.New("queue: not found")
+
+// ErrHashMismatch means a receipt's hash differs from the dock's: an integrity fault.
+var ErrHashMismatch = errors.New("queue: receipt hash does not match")
+
+// Options are the Badger settings for a dock board: small, and safe on 32-bit ARM.
+//
+// On armv7 Badger's allocator wraps a 32-bit shift when the table builder outgrows its
+// first buffer (2 x BaseTableSize) and overwrites data; keeping BaseTableSize >= MemTableSize
+// keeps the L0 flush inside that buffer. The value log is mapped at 2 x ValueLogFileSize,
+// so it stays at 16 MiB to fit a 32-bit address space. No compression, so no block cache is
+// needed. Writes are synced: a commit may license deleting footage from a camera.
+func Options(dir string) badger.Options {
+	o := badger.DefaultOptions(dir)
+	o.MemTableSize = 8 << 20
+	o.BaseTableSize = 8 << 20
+	o.NumMemtables = 2
+	o.NumLevelZeroTables = 2
+	o.NumLevelZeroTablesStall = 8
+	o.NumCompactors = 2
+	o.Compression = options.None
+	o.BlockCacheSize = 0
+	o.IndexCacheSize = 0
+	o.ValueThreshold = 1 << 10
+	o.ValueLogFileSize = 16 << 20
+	o.SyncWrites = true
+	o.Logger = nil
+	return o
+}
+
+// Store is the dock's durable state.
+type Store struct {
+	db    *badger.DB
+	spool *Spool
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu   sync.Mutex // serialises writes that append to the ledger
+	seq  uint64
+	head string
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens (or creates) the store under dir: dir/db for Badger, dir/spool for footage.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	sp, err := openSpool(filepath.Join(dir, "spool"))
+	if err != nil {
+		return nil, err
+	}
+	opts := Options(filepath.Join(dir, "db"))
+	opts.Logger = badgerLog{log}
+	db, err := badger.Open(opts)
+	if err != nil {
+		// A failed Open can still return a DB that hangs when used: never touch it.
+		return nil, fmt.Errorf("open queue %s: %w", dir, err)
+	}
+	s := &Store{db: db, spool: sp, log: log, now: func() time.Time { return time.Now().UTC() }, head: genesis, stop: make(chan struct{})}
+	err = db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(kHead))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			var h struct {
+				Seq  uint64 `json:"seq"`
+				Hash string `json:"hash"`
+			}
+			if err := json.Unmarshal(v, &h); err != nil {
+				return err
+			}
+			s.seq, s.head = h.Seq, h.Hash
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open queue: ledger head: %w", err)
+	}
+	s.wg.Add(1)
+	go s.gcLoop()
+	return s, nil
+}
+
+// Close stops background work and closes Badger.
+func (s *Store) Close() error {
+	close(s.stop)
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+// gcLoop reclaims value-log space on a schedule; Badger never does it by itself.
+func (s *Store) gcLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+// Spool is the store's footage directory.
+func (s *Store) Spool() *Spool { return s.spool }
+
+// update runs fn in one Badger transaction and appends events to the ledger in that same
+// transaction, so a state change and its ledger entry commit together or not at all.
+func (s *Store) update(fn func(txn *badger.Txn) error, events ...Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq, head := s.seq, s.head
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if fn != nil {
+			if err := fn(txn); err != nil {
+				return err
+			}
+		}
+		for _, ev := range events {
+			seq++
+			e := Entry{Seq: seq, Time: s.now(), Event: ev, Prev: head}
+			h, err := e.seal()
+			if err != nil {
+				return err
+			}
+			e.Hash = h
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(ledgerKey(seq), b); err != nil {
+				return err
+			}
+			head = h
+		}
+		if len(events) > 0 {
+			b, _ := json.Marshal(struct {
+				Seq  uint64 `json:"seq"`
+				Hash string `json:"hash"`
+			}{seq, head})
+			return txn.Set([]byte(kHead), b)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.seq, s.head = seq, head
+	return nil
+}
+
+func ledgerKey(seq uint64) []byte {
+	k := []byte(pLedger + "        ")
+	binary.BigEndian.PutUint64(k[len(pLedger):], seq)
+	return k
+}
+
+// Record appends events to the ledger.
+func (s *Store) Record(events ...Event) error {
+	if err := s.update(nil, events...); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+// Ledger calls fn for every entry from seq from (1 for all), in order.
+func (s *Store) Ledger(from uint64, fn func(Entry) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLedger), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(ledgerKey(max(from, 1))); it.Valid(); it.Next() {
+			var e Entry
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return fmt.Errorf("ledger entry %x: %w", it.Item().Key(), err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// VerifyLedger checks the whole chain and returns how many entries it holds. A broken
+// chain is a *BadEntry naming the first bad entry.
+func (s *Store) VerifyLedger() (int, error) {
+	prev, want, n := genesis, uint64(1), 0
+	err := s.Ledger(1, func(e Entry) error {
+		if err := checkEntry(e, prev, want); err != nil {
+			return err
+		}
+		prev, want = e.Hash, want+1
+		n++
+		return nil
+	})
+	return n, err
+}
+
+func recKey(id string) []byte { return []byte(pRec + id) }
+
+func pendingKey(r Recording) []byte {
+	return []byte(fmt.Sprintf("%s%d%020d/%s", pPending, r.rank(), r.Start.UnixNano(), r.ID))
+}
+
+func getRec(txn *badger.Txn, id string) (Recording, error) {
+	var r Recording
+	it, err := txn.Get(recKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return r, fmt.Errorf("recording %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return r, err
+	}
+	err = it.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
+	return r, err
+}
+
+func putRec(txn *badger.Txn, r Recording) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return txn.Set(recKey(r.ID), b)
+}
+
+// Get returns the recording with id.
+func (s *Store) Get(id string) (Recording, error) {
+	var r Recording
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		r, err = getRec(txn, id)
+		return err
+	})
+	return r, err
+}
+
+// Commit records a recording that Spool.Write has made durable. It is idempotent by id:
+// committing a known id again changes nothing and reports the stored record.
+func (s *Store) Commit(rec Recording, ev Event) (Recording, error) {
+	rec.State = Spooled
+	rec.SpooledAt = s.now()
+	if rec.Class == "" {
+		rec.Class = Patrol
+	}
+	var stored Recording
+	existed := false
+	err := s.update(func(txn *badger.Txn) error {
+		if old, err := getRec(txn, rec.ID); err == nil {
+			stored, existed = old, true
+			return errAlready
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := putRec(txn, rec); err != nil {
+			return err
+		}
+		stored = rec
+		return txn.Set(pendingKey(rec), nil)
+	}, ev)
+	if existed {
+		return stored, nil
+	}
+	if err != nil {
+		return rec, fmt.Errorf("commit %s: %w", rec.ID, err)
+	}
+	return stored, nil
+}
+
+var errAlready = errors.New("already committed")
+
+// transition applies step to recording id, lets change adjust the record, and appends ev,
+// all in one transaction.
+func (s *Store) transition(id string, step Step, change func(*Recording) error, ev Event) (Recording, error) {
+	var out Recording
+	err := s.update(func(txn *badger.Txn) error {
+		r, err := getRec(txn, id)
+		if err != nil {
+			return err
+		}
+		next, err := Next(r.State, step)
+		if err != nil {
+			return err
+		}
+		if r.State == Spooled && next != Spooled {
+			if err := txn.Delete(pendingKey(r)); err != nil {
+				return err
+			}
+		}
+		if change != nil {
+			if err := change(&r); err != nil {
+				return err
+			}
+		}
+		r.State = next
+		if next == Spooled {
+			if err := txn.Set(pendingKey(r), nil); err != nil {
+				return err
+			}
+		}
+		out = r
+		return putRec(txn, r)
+	}, ev)
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w", step, id, err)
+	}
+	return out, nil
+}
+
+// Pending returns up to n recordings waiting to upload, in upload order: holds, then
+// evidence, then patrol; oldest first within each.
+func (s *Store) Pending(n int) ([]Recording, error) {
+	var out []Recording
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPending)})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < n; it.Next() {
+			k := string(it.Item().Key())
+			id := k[len(pPending)+1+20+1:]
+			r, err := getRec(txn, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Lease hands recording id to transfer; no other transfer can take it until it is
+// released or verified.
+func (s *Store) Lease(id, transfer string) (Recording, error) {
+	return s.transition(id, StepLease, func(r *Recording) error {
+		r.Transfer = transfer
+		return nil
+	}, Event{Kind: EvAccess, Device: "", Recording: id, Detail: "read for upload, transfer " + transfer})
+}
+
+// Release returns a leased recording to the queue (its transfer ended without a receipt).
+func (s *Store) Release(id, why string) (Recording, error) {
+	return s.transition(id, StepRelease, func(r *Recording) error {
+		r.Transfer = ""
+		return nil
+	}, Event{Kind: EvUploaded, Recording: id, Detail: "transfer ended without receipt: " + why})
+}
+
+// Progress persists how many bytes central acknowledged, for resume.
+func (s *Store) Progress(id string, acked int64) error {
+	return s.update(func(txn *badger.Txn) error {
+		r, err := getRec(txn, id)
+		if err != nil {
+			return err
+		}
+		if r.State != Uploading {
+			return fmt.Errorf("progress %s: not uploading (%s)", id, r.State)
+		}
+		r.Acked = acked
+		return putRec(txn, r)
+	})
+}
+
+// Verify applies central's receipt. A hash or size that differs from the dock's is
+// recorded as an integrity fault and changes nothing else (the copy is kept).
+func (s *Store) Verify(id, sha string, size int64) (Recording, error) {
+	r, err := s.Get(id)
+	if err != nil {
+		return r, err
+	}
+	if r.SHA256 != sha || r.Size != size {
+		ev := Event{Kind: EvRejected, Device: r.Device, Recording: id,
+			Detail: fmt.Sprintf("receipt sha256 %s size %d; dock has %s size %d", sha, size, r.SHA256, r.Size)}
+		if err := s.Record(ev); err != nil {
+			return r, err
+		}
+		return r, fmt.Errorf("verify %s: %w", id, ErrHashMismatch)
+	}
+	if r.State == Verified || r.State == Freed {
+		return r, nil // a repeated receipt: idempotent
+	}
+	return s.transition(id, StepVerify, func(r *Recording) error {
+		r.Transfer = ""
+		r.Acked = r.Size
+		r.VerifiedAt = s.now()
+		return nil
+	}, Event{Kind: EvVerified, Device: r.Device, Recording: id, Detail: "central receipt sha256 " + sha})
+}
+
+// ReleaseHold records central's release of a hold, making a verified recording freeable.
+func (s *Store) ReleaseHold(id string) (Recording, error) {
+	var out Recording
+	err := s.update(func(txn *badger.Txn) error {
+		r, err := getRec(txn, id)
+		if err != nil {
+			return err
+		}
+		r.Released = true
+		out = r
+		return putRec(txn, r)
+	}, Event{Kind: EvHold, Recording: id, Detail: "hold released by central"})
+	return out, err
+}
+
+// Free deletes the dock's copy of a verified recording. It refuses anything unverified
+// or under an unreleased hold. The record moves to Freed first, then the file goes: a
+// crash between the two leaves a file that FreeOrphans removes.
+func (s *Store) Free(id string) error {
+	r, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	if !r.Freeable() {
+		return fmt.Errorf("free %s: not freeable (state %s, hold %q released %v)", id, r.State, r.Hold, r.Released)
+	}
+	if _, err := s.transition(id, StepFree, nil, Event{Kind: EvFreed, Device: r.Device, Recording: id, Detail: "spool copy deleted after verified receipt"}); err != nil {
+		return err
+	}
+	return s.spool.remove(id)
+}
+
+// FreeOrphans removes spool files whose records are Freed (a crash between Free's two steps).
+func (s *Store) FreeOrphans() (int, error) {
+	paths, err := filepath.Glob(filepath.Join(s.spool.dir, "*.rec"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range paths {
+		id := filepath.Base(p)
+		id = id[:len(id)-len(".rec")]
+		r, err := s.Get(id)
+		if err == nil && r.State == Freed {
+			if err := s.spool.remove(id); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Open returns recording id's original bytes from the spool.
+func (s *Store) Open(id string) (*Footage, error) {
+	r, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.spool.open(r)
+}
+
+// Stats summarise the queue.
+type Stats struct {
+	Count  map[State]int   `json:"count"`
+	Bytes  map[State]int64 `json:"bytes"`
+	Oldest time.Time       `json:"oldest,omitzero"` // oldest recording not yet verified
+}
+
+// Stats scans the records.
+func (s *Store) Stats() (Stats, error) {
+	st := Stats{Count: map[State]int{}, Bytes: map[State]int64{}}
+	err := s.Each(func(r Recording) error {
+		st.Count[r.State]++
+		st.Bytes[r.State] += r.Size
+		if (r.State == Spooled || r.State == Uploading) && (st.Oldest.IsZero() || r.Start.Before(st.Oldest)) {
+			st.Oldest = r.Start
+		}
+		return nil
+	})
+	return st, err
+}
+
+// Each calls fn for every recording.
+func (s *Store) Each(fn func(Recording) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pRec), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r Recording
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				return err
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PutDoc stores one of the agent's documents (a slot's state, a fault, the config) and
+// appends events to the ledger in the same transaction.
+func (s *Store) PutDoc(kind, id string, v any, events ...Event) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("put %s/%s: %w", kind, id, err)
+	}
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set([]byte(pDoc+kind+"/"+id), b) }, events...); err != nil {
+		return fmt.Errorf("put %s/%s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// DeleteDoc removes a document, appending events in the same transaction.
+func (s *Store) DeleteDoc(kind, id string, events ...Event) error {
+	return s.update(func(txn *badger.Txn) error { return txn.Delete([]byte(pDoc + kind + "/" + id)) }, events...)
+}
+
+// GetDoc loads a document into v; found is false when there is none.
+func (s *Store) GetDoc(kind, id string, v any) (found bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(pDoc + kind + "/" + id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+	})
+	return found, err
+}
+
+// Docs calls fn with the id and raw JSON of every document of kind.
+func (s *Store) Docs(kind string, fn func(id string, raw []byte) error) error {
+	prefix := []byte(pDoc + kind + "/")
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			if err := it.Item().Value(func(b []byte) error { return fn(id, b) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Offload copies one camera file into the spool and commits it: the durable half of
+// taking a recording off a camera. The caller may delete the camera's copy only after it
+// returns without error.
+func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Event) (Recording, error) {
+	if old, err := s.Get(rec.ID); err == nil {
+		return old, nil // already durable: a restart mid-offload, the camera's copy may go
+	}
+	r, err := s.spool.Write(ctx, rec, src)
+	if err != nil {
+		return rec, err
+	}
+	ev.Recording = r.ID
+	if ev.Detail == "" {
+		ev.Detail = "sha256 " + r.SHA256
+	}
+	r, err = s.Commit(r, ev)
+	if err != nil {
+		// The file is durable but unrecorded; leave nothing half-done behind.
+		_ = os.Chmod(s.spool.path(rec.ID), 0o600)
+		_ = s.spool.remove(rec.ID)
+		return rec, err
+	}
+	return r, nil
+}
+
+type badgerLog struct{ l *slog.Logger }
+
+func (b badgerLog) Errorf(f string, a ...any)   { b.l.Error("badger", "msg", fmt.Sprintf(f, a...)) }
+func (b badgerLog) Warningf(f string, a ...any) { b.l.Warn("badger", "msg", fmt.Sprintf(f, a...)) }
+func (b badgerLog) Infof(string, ...any)        {}
+func (b badgerLog) Debugf(string, ...any)       {}

@@ -66,13 +66,13 @@ type Identity struct {
 
 // Battery is the reply to battery.
 type Battery struct {
-	ChargePct   int  `json:"charge_pct"`
-	VoltageMV   int  `json:"voltage_mv"`
-	TempDeciC   int  `json:"temp_dc"` // tenths of a degree Celsius
-	Cycles      int  `json:"cycles"`
-	FullMAh     int  `json:"full_mah"`
-	DesignMAh   int  `json:"design_mah"`
-	Charging    bool `json:"charging"`
+	ChargePct int  `json:"charge_pct"`
+	VoltageMV int  `json:"voltage_mv"`
+	TempDeciC int  `json:"temp_dc"` // tenths of a degree Celsius
+	Cycles    int  `json:"cycles"`
+	FullMAh   int  `json:"full_mah"`
+	DesignMAh int  `json:"design_mah"`
+	Charging  bool `json:"charging"`
 }
 
 // Storage is the reply to storage.

@@ -1,0 +1,130 @@
+package health
+
+import (
+	"testing"
+	"time"
+)
+
+func codes(vs []Verdict) map[Code]Verdict {
+	m := map[Code]Verdict{}
+	for _, v := range vs {
+		m[v.Code] = v
+	}
+	return m
+}
+
+func TestEvaluate(t *testing.T) {
+	th := DefaultThresholds()
+	good := &Battery{ChargePct: 50, TempC: 25, FullMAh: 2900, DesignMAh: 3000}
+	tests := []struct {
+		name      string
+		r         Reading
+		active    map[Code]bool
+		want      []Code
+		chargeOff bool
+	}{
+		{"healthy", Reading{Battery: good, Storage: &Storage{Capacity: 10, Free: 5}, Charging: true}, nil, nil, false},
+		{"worn battery", Reading{Battery: &Battery{FullMAh: 1800, DesignMAh: 3000, TempC: 25}}, nil, []Code{BatteryWorn}, false},
+		{"battery at limit is fine", Reading{Battery: &Battery{FullMAh: 2100, DesignMAh: 3000, TempC: 25}}, nil, nil, false},
+		{"worn battery hysteresis holds", Reading{Battery: &Battery{FullMAh: 2130, DesignMAh: 3000, TempC: 25}}, map[Code]bool{BatteryWorn: true}, []Code{BatteryWorn}, false},
+		{"hot while charging", Reading{Battery: &Battery{FullMAh: 2900, DesignMAh: 3000, TempC: 47}, Charging: true}, nil, []Code{OverTemp}, true},
+		{"hot not charging", Reading{Battery: &Battery{FullMAh: 2900, DesignMAh: 3000, TempC: 47}}, nil, nil, false},
+		{"cooling but inside margin", Reading{Battery: &Battery{FullMAh: 2900, DesignMAh: 3000, TempC: 43}}, map[Code]bool{OverTemp: true}, []Code{OverTemp}, true},
+		{"cooled past margin", Reading{Battery: &Battery{FullMAh: 2900, DesignMAh: 3000, TempC: 41}}, map[Code]bool{OverTemp: true}, nil, false},
+		{"cold while charging", Reading{Battery: &Battery{FullMAh: 2900, DesignMAh: 3000, TempC: -5}, Charging: true}, nil, []Code{UnderTemp}, true},
+		{"storage errors", Reading{Storage: &Storage{Errors: 11}}, nil, []Code{StorageErrors}, false},
+		{"bad blocks", Reading{Storage: &Storage{BadBlocks: 51}}, nil, []Code{StorageErrors}, false},
+		{"storage worn", Reading{Storage: &Storage{WearPct: 95}}, nil, []Code{StorageWorn}, false},
+		{"link lost", Reading{LinkFailures: 3}, nil, []Code{LinkLost}, true},
+		{"link flaky", Reading{LinkFailures: 2}, nil, nil, false},
+		{"clock behind", Reading{ClockDrift: -11 * time.Minute}, nil, []Code{ClockDrift}, false},
+		{"clock close", Reading{ClockDrift: 9 * time.Minute}, nil, nil, false},
+		{"blocked", Reading{Blocked: true, Battery: good}, nil, []Code{Blocked}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := codes(Evaluate(tc.r, th, tc.active))
+			if len(got) != len(tc.want) {
+				t.Fatalf("verdicts %v, want %v", got, tc.want)
+			}
+			off := false
+			for _, c := range tc.want {
+				v, ok := got[c]
+				if !ok {
+					t.Fatalf("missing %s in %v", c, got)
+				}
+				off = off || v.ChargeOff
+			}
+			if off != tc.chargeOff {
+				t.Errorf("charge off = %v, want %v", off, tc.chargeOff)
+			}
+		})
+	}
+}
+
+func TestThresholdsCheck(t *testing.T) {
+	if err := DefaultThresholds().Check(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []func(*Thresholds){
+		func(t *Thresholds) { t.MinBatteryHealthPct = 0 },
+		func(t *Thresholds) { t.MaxChargeTempC = 90 },
+		func(t *Thresholds) { t.MinChargeTempC = 50 },
+		func(t *Thresholds) { t.MaxWearPct = 0 },
+		func(t *Thresholds) { t.MaxClockDrift = 0 },
+		func(t *Thresholds) { t.LinkFailures = 0 },
+		func(t *Thresholds) { t.MaxStorageErrors = -1 },
+	}
+	for i, f := range bad {
+		th := DefaultThresholds()
+		f(&th)
+		if th.Check() == nil {
+			t.Errorf("bad thresholds %d accepted: %+v", i, th)
+		}
+	}
+}
+
+func TestFaultLifecycle(t *testing.T) {
+	tests := []struct {
+		from FaultState
+		ev   FaultEvent
+		to   FaultState
+		ok   bool
+	}{
+		{Raised, EvAlertSent, Alerted, true},
+		{Alerted, EvAlertSent, Alerted, true},
+		{Alerted, EvAck, Acknowledged, true},
+		{Raised, EvAck, Acknowledged, true},
+		{Acknowledged, EvRepair, InRepair, true},
+		{InRepair, EvClear, Cleared, true},
+		{Raised, EvRepair, Raised, false},
+		{Acknowledged, EvAlertSent, Acknowledged, false},
+		{Cleared, EvAck, Cleared, false},
+		{Cleared, EvClear, Cleared, false},
+	}
+	for _, tc := range tests {
+		got, err := NextFault(tc.from, tc.ev)
+		if (err == nil) != tc.ok || got != tc.to {
+			t.Errorf("NextFault(%s, %s) = %s, %v", tc.from, tc.ev, got, err)
+		}
+	}
+}
+
+func TestAlertRepeatsUntilAcknowledged(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := Fault{State: Raised}
+	if !f.NeedsAlert(t0, time.Minute) {
+		t.Fatal("new fault not alerted")
+	}
+	f.State, f.AlertedAt = Alerted, t0
+	if f.NeedsAlert(t0.Add(30*time.Second), time.Minute) {
+		t.Fatal("alert repeated too soon")
+	}
+	if !f.NeedsAlert(t0.Add(61*time.Second), time.Minute) {
+		t.Fatal("unacknowledged alert not repeated")
+	}
+	f.State = Acknowledged
+	if f.NeedsAlert(t0.Add(time.Hour), time.Minute) {
+		t.Fatal("acknowledged alert repeated")
+	}
+}

@@ -610,3 +610,30 @@ func (b badgerLog) Errorf(f string, a ...any)   { b.l.Error("badger", "msg", fmt
 func (b badgerLog) Warningf(f string, a ...any) { b.l.Warn("badger", "msg", fmt.Sprintf(f, a...)) }
 func (b badgerLog) Infof(string, ...any)        {}
 func (b badgerLog) Debugf(string, ...any)       {}
+
+// ReleaseAll returns every leased recording to the queue: at start, no transfer is running,
+// so any lease is left over from before a crash.
+func (s *Store) ReleaseAll(why string) (int, error) {
+	var ids []string
+	if err := s.Each(func(r Recording) error {
+		if r.State == Uploading {
+			ids = append(ids, r.ID)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if _, err := s.Release(id, why); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+// LedgerHead returns the sequence number of the last ledger entry.
+func (s *Store) LedgerHead() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}

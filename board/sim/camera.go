@@ -136,7 +136,7 @@ func (c *Camera) Generate(n int, size int64, seed uint64, end time.Time, marks m
 	buf := make([]byte, 1<<20)
 	for i := 0; i < n; i++ {
 		start := end.Add(-time.Duration(n-i) * 20 * time.Minute).UTC().Truncate(time.Second)
-		name := fmt.Sprintf("%s_%s_%04d.mp4", c.Serial(), start.Format("20060102_150405"), i)
+		name := fmt.Sprintf("VID_%s_%04d.mp4", start.Format("20060102_150405"), i)
 		f, err := os.Create(filepath.Join(c.Footage(), name))
 		if err != nil {
 			return fmt.Errorf("generate %s: %w", name, err)

@@ -1,0 +1,375 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"dock/board"
+	"dock/health"
+	"dock/hw"
+	"dock/queue"
+	"dock/uplink"
+	"dock/uplink/wire"
+)
+
+// Agent is the dock daemon.
+type Agent struct {
+	cfg    Config
+	board  board.Board
+	store  *queue.Store
+	up     *uplink.Uplink
+	sender *uplink.Sender
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu       sync.RWMutex
+	settings Settings
+	slots    []*slot
+	faults   map[string]health.Fault // by fault id
+}
+
+// New wires an agent. The board's pins must already be registered with periph (host.Init
+// on a real board, the simulator otherwise).
+func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *slog.Logger) (*Agent, error) {
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, board: b, store: store, up: up, log: log, now: func() time.Time { return time.Now().UTC() },
+		settings: initialSettings(cfg), faults: map[string]health.Fault{}}
+	var saved Settings
+	if ok, err := store.GetDoc("config", "central", &saved); err != nil {
+		return nil, fmt.Errorf("load settings: %w", err)
+	} else if ok {
+		a.settings = saved
+	}
+	if err := store.Docs("fault", func(id string, raw []byte) error {
+		var f health.Fault
+		if err := jsonUnmarshal(raw, &f); err != nil {
+			return fmt.Errorf("fault %s: %w", id, err)
+		}
+		a.faults[f.ID] = f
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load faults: %w", err)
+	}
+	for i, def := range b.Slots {
+		lines, err := hw.LookupLines(def.Presence, def.Charge, def.Fault)
+		if err != nil {
+			return nil, fmt.Errorf("board %s slot %d: %w", b.Name, i, err)
+		}
+		s := &slot{a: a, index: i, def: def, lines: lines, log: log.With("slot", i), state: Empty}
+		var persisted slotDoc
+		if ok, err := store.GetDoc("slot", fmt.Sprint(i), &persisted); err != nil {
+			return nil, err
+		} else if ok {
+			s.state, s.device = persisted.State, persisted.Device
+		}
+		a.slots = append(a.slots, s)
+	}
+	if up != nil {
+		a.sender = uplink.NewSender(up, store, log)
+		a.sender.OnIntegrity = a.integrityFault
+	}
+	return a, nil
+}
+
+// Settings returns the settings in force.
+func (a *Agent) Settings() Settings {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.settings
+}
+
+// Run runs the dock until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	if n, err := a.store.ReleaseAll("agent restarted"); err != nil {
+		return fmt.Errorf("release stale leases: %w", err)
+	} else if n > 0 {
+		a.log.Info("released leases left by a previous run", "count", n)
+	}
+	if n, err := a.store.FreeOrphans(); err != nil {
+		return fmt.Errorf("free orphans: %w", err)
+	} else if n > 0 {
+		a.log.Info("removed spool files of freed recordings", "count", n)
+	}
+	for _, s := range a.slots {
+		if err := s.lines.Init(); err != nil {
+			return fmt.Errorf("slot %d: %w", s.index, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, s := range a.slots {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(ctx) }()
+	}
+	if a.up != nil {
+		wg.Add(4)
+		go func() { defer wg.Done(); a.sender.Run(ctx) }()
+		go func() { defer wg.Done(); a.intake(ctx) }()
+		go func() { defer wg.Done(); a.alertLoop(ctx) }()
+		go func() { defer wg.Done(); a.reportLoop(ctx) }()
+	}
+	a.log.Info("dock agent running", "dock", a.cfg.Dock, "board", a.board.Name, "slots", len(a.slots), "version", Version)
+	<-ctx.Done()
+	wg.Wait()
+	for _, s := range a.slots {
+		_ = s.lines.SetCharging(false)
+	}
+	return nil
+}
+
+// kick tells the uplink that footage was spooled.
+func (a *Agent) kick() {
+	if a.sender != nil {
+		a.sender.Kick()
+	}
+}
+
+// intake applies config pushes and commands from central.
+func (a *Agent) intake(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-a.up.Configs():
+			a.applyConfig(ctx, m)
+		case c := <-a.up.Commands():
+			if err := a.command(c); err != nil {
+				a.log.Warn("command refused", "kind", c.Kind, "err", err)
+				_ = a.store.Record(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("command %s refused: %v", c.Kind, err)})
+			}
+		case r := <-a.up.Rejects():
+			_ = a.store.Record(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("message on %s rejected: %v", r.Topic, r.Err)})
+		}
+	}
+}
+
+func (a *Agent) applyConfig(ctx context.Context, m wire.ConfigMsg) {
+	a.mu.Lock()
+	cur := a.settings
+	if m.Version == cur.Version {
+		a.mu.Unlock()
+		return // the retained config we already run (redelivered on reconnect)
+	}
+	next, err := cur.apply(m)
+	if err == nil {
+		err = a.store.PutDoc("config", "central", next, queue.Event{Kind: queue.EvConfig, Detail: fmt.Sprintf("applied version %d (was %d)", next.Version, cur.Version)})
+		if err == nil {
+			a.settings = next
+		}
+	}
+	a.mu.Unlock()
+	rep := wire.ReportedMsg{Version: m.Version, Status: "applied", Active: next.Version, Time: a.now()}
+	if err != nil {
+		rep.Status, rep.Reason, rep.Active = "rejected", err.Error(), cur.Version
+		a.log.Warn("config rejected", "version", m.Version, "reason", err)
+		_ = a.store.Record(queue.Event{Kind: queue.EvConfig, Detail: fmt.Sprintf("rejected version %d: %v", m.Version, err)})
+	} else {
+		a.log.Info("config applied", "version", next.Version, "team", next.Team)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.up.ReportConfig(pctx, rep); err != nil {
+		a.log.Warn("config report not sent", "err", err)
+	}
+}
+
+func (a *Agent) command(c wire.CommandMsg) error {
+	switch c.Kind {
+	case "ack-fault":
+		return a.faultEvent(c.Fault, health.EvAck, c.By)
+	case "repair-fault":
+		return a.faultEvent(c.Fault, health.EvRepair, c.By)
+	case "clear-fault":
+		return a.faultEvent(c.Fault, health.EvClear, c.By)
+	case "release-hold":
+		if _, err := a.store.ReleaseHold(c.Recording); err != nil {
+			return err
+		}
+		r, err := a.store.Get(c.Recording)
+		if err == nil && r.Freeable() {
+			return a.store.Free(c.Recording)
+		}
+		return err
+	}
+	return fmt.Errorf("unknown command %q", c.Kind)
+}
+
+// raise records a fault for device (if it is not already open) and reports whether it is new.
+func (a *Agent) raise(slot int, device string, v health.Verdict) bool {
+	id := health.FaultID(device, v.Code)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f, ok := a.faults[id]; ok && f.State != health.Cleared {
+		return false
+	}
+	f := health.Fault{ID: id, Device: device, Slot: slot, Code: v.Code, Detail: v.Detail, State: health.Raised, RaisedAt: a.now()}
+	if err := a.store.PutDoc("fault", id, f, queue.Event{Kind: queue.EvFault, Slot: slot, Device: device, Detail: string(v.Code) + ": " + v.Detail}); err != nil {
+		a.log.Error("fault not persisted", "fault", id, "err", err)
+	}
+	a.faults[id] = f
+	a.log.Warn("fault raised", "slot", slot, "device", device, "code", v.Code, "detail", v.Detail)
+	return true
+}
+
+func (a *Agent) faultEvent(id string, ev health.FaultEvent, by string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f, ok := a.faults[id]
+	if !ok {
+		return fmt.Errorf("no fault %q", id)
+	}
+	next, err := health.NextFault(f.State, ev)
+	if err != nil {
+		return err
+	}
+	f.State = next
+	if err := a.store.PutDoc("fault", id, f, queue.Event{Kind: queue.EvFault, Device: f.Device, Detail: fmt.Sprintf("%s: %s by %q", id, ev, by)}); err != nil {
+		return err
+	}
+	a.faults[id] = f
+	return nil
+}
+
+// openFaults returns the device's faults that keep it out of service.
+func (a *Agent) openFaults(device string) map[health.Code]bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := map[health.Code]bool{}
+	for _, f := range a.faults {
+		if f.Device == device && f.OutOfService() {
+			out[f.Code] = true
+		}
+	}
+	return out
+}
+
+// Faults returns every fault, sorted by id.
+func (a *Agent) Faults() []health.Fault {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make([]health.Fault, 0, len(a.faults))
+	for _, f := range a.faults {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (a *Agent) integrityFault(id string, r wire.ReceiptMsg) {
+	rec, _ := a.store.Get(id)
+	a.raise(-1, a.cfg.Dock, health.Verdict{Code: "integrity", Detail: fmt.Sprintf("central receipt for %s: sha256 %s size %d error %q; dock has %s size %d", id, r.SHA256, r.Size, r.Error, rec.SHA256, rec.Size)})
+}
+
+// alertLoop sends each open fault's alert until maintenance acknowledges it.
+func (a *Agent) alertLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		every := a.Settings().AlertEvery
+		for _, f := range a.Faults() {
+			if !f.NeedsAlert(a.now(), every) {
+				continue
+			}
+			msg := wire.AlertMsg{ID: f.ID, Device: f.Device, Slot: f.Slot, Code: string(f.Code), Detail: f.Detail, State: string(f.State), RaisedAt: f.RaisedAt, Attempt: f.Alerts + 1}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := a.up.Alert(pctx, msg)
+			cancel()
+			if err != nil {
+				break // offline: the fault stays due and goes out after reconnect
+			}
+			a.mu.Lock()
+			cur := a.faults[f.ID]
+			if next, err := health.NextFault(cur.State, health.EvAlertSent); err == nil {
+				cur.State, cur.AlertedAt, cur.Alerts = next, a.now(), cur.Alerts+1
+				if err := a.store.PutDoc("fault", f.ID, cur); err == nil {
+					a.faults[f.ID] = cur
+				}
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+// reportLoop publishes telemetry and exports the ledger to central.
+func (a *Agent) reportLoop(ctx context.Context) {
+	var exported uint64
+	_, _ = a.store.GetDoc("export", "ledger", &exported)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.up.Online():
+			// The sender announces status on connect; nothing else to do here.
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := a.up.Telemetry(pctx, a.Telemetry()); err != nil {
+			a.log.Debug("telemetry not sent", "err", err)
+		}
+		exported = a.exportLedger(pctx, exported)
+		cancel()
+		t.Reset(a.Settings().TelemetryEvery)
+	}
+}
+
+// exportLedger sends ledger entries after seq to central in batches and returns the last
+// one central's broker took.
+func (a *Agent) exportLedger(ctx context.Context, seq uint64) uint64 {
+	for seq < a.store.LedgerHead() {
+		var batch []queue.Entry
+		stop := errors.New("batch full")
+		err := a.store.Ledger(seq+1, func(e queue.Entry) error {
+			batch = append(batch, e)
+			if len(batch) == 200 {
+				return stop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, stop) || len(batch) == 0 {
+			return seq
+		}
+		msg := wire.LedgerMsg{}
+		for _, e := range batch {
+			msg.Entries = append(msg.Entries, jsonMarshal(e))
+		}
+		if err := a.up.Ledger(ctx, msg); err != nil {
+			return seq
+		}
+		seq = batch[len(batch)-1].Seq
+		if err := a.store.PutDoc("export", "ledger", seq); err != nil {
+			return seq
+		}
+	}
+	return seq
+}
+
+// Telemetry is the dock's report of its slots and queue now.
+func (a *Agent) Telemetry() wire.TelemetryMsg {
+	t := wire.TelemetryMsg{Time: a.now(), Config: a.Settings().Version}
+	for _, s := range a.slots {
+		t.Slots = append(t.Slots, s.telemetry())
+	}
+	if st, err := a.store.Stats(); err == nil {
+		t.Queue = wire.QueueTelemetry{
+			Pending: st.Count[queue.Spooled] + st.Count[queue.Uploading], PendingBytes: st.Bytes[queue.Spooled] + st.Bytes[queue.Uploading],
+			Verified: st.Count[queue.Verified], Freed: st.Count[queue.Freed], Oldest: st.Oldest,
+		}
+	}
+	if free, err := a.store.Spool().FreeBytes(); err == nil {
+		t.Queue.SpoolFree = free
+	}
+	return t
+}

@@ -1,0 +1,166 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"dock/health"
+	"dock/uplink/wire"
+)
+
+// Version is stamped at build time with -ldflags "-X dock/agent.Version=...".
+var Version = "dev"
+
+// Config is the dock's local configuration file: what the dock needs before it can reach
+// central. Central's pushed settings (Settings) overlay it.
+type Config struct {
+	Dock     string `json:"dock"`
+	Board    string `json:"board"`
+	DataDir  string `json:"data_dir"`
+	Broker   string `json:"broker"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// TLS: CA bundle, client certificate and key for the broker (optional).
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+
+	CameraPassword string `json:"camera_password"`
+	// SpoolReserve is the free space (bytes) offload never eats into.
+	SpoolReserve int64 `json:"spool_reserve"`
+	// Poll is how often a docked camera is read while it charges.
+	Poll wire.Duration `json:"poll"`
+	// Debounce is how long a presence line must hold a new level.
+	Debounce    wire.Duration `json:"debounce"`
+	LinkTimeout wire.Duration `json:"link_timeout"`
+	LinkRetries int           `json:"link_retries"`
+	// ChargeCeiling stops charging at this percentage (long-life charging); 100 charges full.
+	ChargeCeiling int `json:"charge_ceiling"`
+
+	// Defaults for what central may later push.
+	Team       string            `json:"team"`
+	Thresholds health.Thresholds `json:"thresholds"`
+}
+
+// DefaultConfig is a dock's configuration before its file is read.
+func DefaultConfig() Config {
+	return Config{
+		Board: "rpi-cm4-dock4", DataDir: "/var/lib/dock-agent", Broker: "tcp://127.0.0.1:1883",
+		CameraPassword: "000000", SpoolReserve: 512 << 20,
+		Poll: wire.Duration(30 * time.Second), Debounce: wire.Duration(50 * time.Millisecond),
+		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100,
+		Team: "unassigned", Thresholds: health.DefaultThresholds(),
+	}
+}
+
+var dockID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Check rejects a configuration the agent cannot run with.
+func (c Config) Check() error {
+	switch {
+	case !dockID.MatchString(c.Dock):
+		return fmt.Errorf("dock id %q: 1-64 letters, digits, '-' or '_'", c.Dock)
+	case c.DataDir == "":
+		return fmt.Errorf("data_dir is empty")
+	case c.Broker == "":
+		return fmt.Errorf("broker is empty")
+	case c.SpoolReserve < 0:
+		return fmt.Errorf("spool_reserve is negative")
+	case time.Duration(c.Poll) < 100*time.Millisecond:
+		return fmt.Errorf("poll %s under 100ms", time.Duration(c.Poll))
+	case time.Duration(c.LinkTimeout) < 10*time.Millisecond || c.LinkRetries < 0:
+		return fmt.Errorf("link_timeout or link_retries out of range")
+	case c.ChargeCeiling < 50 || c.ChargeCeiling > 100:
+		return fmt.Errorf("charge_ceiling %d not in 50..100", c.ChargeCeiling)
+	}
+	return c.Thresholds.Check()
+}
+
+// LoadConfig reads a JSON config file over the defaults.
+func LoadConfig(path string) (Config, error) {
+	c := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, c.Check()
+}
+
+// Settings are what central controls: they start from the local config and change only
+// through a validated config push.
+type Settings struct {
+	Version            int64             `json:"version"`
+	Team               string            `json:"team"`
+	Officers           map[string]string `json:"officers,omitempty"`
+	Thresholds         health.Thresholds `json:"thresholds"`
+	Blocked            map[string]bool   `json:"blocked,omitempty"`
+	AlertEvery         time.Duration     `json:"alert_every"`
+	TelemetryEvery     time.Duration     `json:"telemetry_every"`
+	DeleteAfterReceipt bool              `json:"delete_after_receipt"`
+}
+
+func initialSettings(c Config) Settings {
+	return Settings{Team: c.Team, Thresholds: c.Thresholds, AlertEvery: 30 * time.Second, TelemetryEvery: 10 * time.Second}
+}
+
+var personID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// apply validates a config push against the current settings and returns the new
+// settings, or the reason it is refused. Nothing is changed on error.
+func (s Settings) apply(m wire.ConfigMsg) (Settings, error) {
+	if m.Version <= s.Version {
+		return s, fmt.Errorf("version %d is not newer than %d", m.Version, s.Version)
+	}
+	n := s
+	n.Version = m.Version
+	if m.Team == "" || len(m.Team) > 128 {
+		return s, fmt.Errorf("team name must be 1-128 characters")
+	}
+	n.Team = m.Team
+	n.Officers = map[string]string{}
+	for dev, off := range m.Officers {
+		if !personID.MatchString(dev) || !personID.MatchString(off) {
+			return s, fmt.Errorf("officer assignment %q -> %q is not two ids", dev, off)
+		}
+		n.Officers[dev] = off
+	}
+	if len(m.Thresholds) > 0 {
+		th := s.Thresholds
+		if err := json.Unmarshal(m.Thresholds, &th); err != nil {
+			return s, fmt.Errorf("thresholds: %v", err)
+		}
+		if err := th.Check(); err != nil {
+			return s, fmt.Errorf("thresholds: %v", err)
+		}
+		n.Thresholds = th
+	}
+	n.Blocked = map[string]bool{}
+	for _, d := range m.Blocked {
+		if !personID.MatchString(d) {
+			return s, fmt.Errorf("blocked device %q is not an id", d)
+		}
+		n.Blocked[d] = true
+	}
+	if m.AlertEvery != 0 {
+		d := time.Duration(m.AlertEvery)
+		if d < time.Second || d > 24*time.Hour {
+			return s, fmt.Errorf("alert_every %s not in 1s..24h", d)
+		}
+		n.AlertEvery = d
+	}
+	if m.TelemetryEvery != 0 {
+		d := time.Duration(m.TelemetryEvery)
+		if d < time.Second || d > time.Hour {
+			return s, fmt.Errorf("telemetry_every %s not in 1s..1h", d)
+		}
+		n.TelemetryEvery = d
+	}
+	n.DeleteAfterReceipt = m.DeleteAfterReceipt
+	return n, nil
+}

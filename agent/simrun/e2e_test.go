@@ -1,0 +1,74 @@
+package simrun
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"dock/board/sim"
+	"dock/queue"
+)
+
+func testLog(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return nil
+}
+
+func TestDockOffloadUploadVerifyEmbeddedBroker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 2, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cam, want, err := h.NewCamera("CAM-0001", "OF-1", 3, 700_000, 1, map[int]string{1: "dispute"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, want2, err := h.NewCamera("CAM-0002", "OF-2", 2, 300_000, 2, nil, func(s *sim.CameraState) { s.FullMAh = 1500 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want2 {
+		want[k] = v
+	}
+	if err := h.Dock.Dock(0, cam); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Dock.Dock(1, bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitCentral(ctx, h.Central.Store(), want); err != nil {
+		t.Fatal(err)
+	}
+	// Cameras are emptied, the worn battery takes CAM-0002 out of service, after offload.
+	err = WaitFor(ctx, "cameras empty and CAM-0002 locked", func() bool {
+		return len(cam.State().Files) == 0 && len(bad.State().Files) == 0 && bad.State().LockReason != ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Dock.Slots[1].Fault.Level() != true {
+		t.Error("fault LED of slot 1 not lit")
+	}
+	if cam.State().LockReason != "" {
+		t.Error("healthy camera locked")
+	}
+	// Non-held recordings are freed on the dock after verification; the held one stays.
+	err = WaitFor(ctx, "dock copies freed", func() bool {
+		st, _ := h.Store.Stats()
+		return st.Count[queue.Freed] == len(want)-1 && st.Count[queue.Verified] == 1
+	})
+	if err != nil {
+		st, _ := h.Store.Stats()
+		t.Fatalf("%v: %+v", err, st)
+	}
+	if n, err := h.Store.VerifyLedger(); err != nil || n == 0 {
+		t.Fatalf("ledger: %d entries, %v", n, err)
+	}
+}

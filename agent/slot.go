@@ -1,0 +1,425 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"dock/board"
+	"dock/health"
+	"dock/hw"
+	"dock/hw/camlink"
+	"dock/queue"
+	"dock/uplink/wire"
+)
+
+// slot runs one bay: it watches presence and, while a camera sits there, drives a docking
+// session through the slot state machine.
+type slot struct {
+	a     *Agent
+	index int
+	def   board.Slot
+	lines hw.SlotLines
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	state    SlotState
+	device   string
+	officer  string
+	battery  *health.Battery
+	storage  *health.Storage
+	charging bool
+}
+
+// slotDoc is a slot's persisted state.
+type slotDoc struct {
+	State  SlotState `json:"state"`
+	Device string    `json:"device,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// move applies ev through the transition function, persists the new state and writes the
+// ledger entry in one transaction.
+func (s *slot) move(ev SlotEvent, detail string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next, err := nextSlot(s.state, ev)
+	if err != nil {
+		return err
+	}
+	kind := queue.EvSlot
+	switch ev {
+	case EvPresent, EvResume:
+		kind = queue.EvDocked
+	case EvAbsent:
+		kind = queue.EvUndocked
+	}
+	doc := slotDoc{State: next, Device: s.device, Since: s.a.now()}
+	if err := s.a.store.PutDoc("slot", fmt.Sprint(s.index), doc, queue.Event{Kind: kind, Slot: s.index, Device: s.device,
+		Detail: fmt.Sprintf("%s -> %s: %s", s.state, next, detail)}); err != nil {
+		return fmt.Errorf("slot %d: persist %s: %w", s.index, next, err)
+	}
+	s.log.Info("slot state", "from", s.state, "to", next, "device", s.device, "detail", detail)
+	s.state = next
+	return nil
+}
+
+func (s *slot) setCharging(on bool) {
+	if err := s.lines.SetCharging(on); err != nil {
+		s.log.Error("charger", "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.charging = on
+	s.mu.Unlock()
+}
+
+func (s *slot) run(ctx context.Context) {
+	presence := hw.WatchPresence(ctx, s.lines.Presence, time.Duration(s.a.cfg.Debounce), 500*time.Millisecond)
+	type running struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	var cur *running
+	stop := func() {
+		if cur != nil {
+			cur.cancel()
+			<-cur.done
+			cur = nil
+		}
+	}
+	defer stop()
+	for present := range presence {
+		switch {
+		case present && cur == nil:
+			sctx, cancel := context.WithCancel(ctx)
+			cur = &running{cancel: cancel, done: make(chan struct{})}
+			go func(r *running) { defer close(r.done); s.session(sctx) }(cur)
+		case !present:
+			// Also a removal missed while the agent was down.
+			stop()
+			s.removed()
+		}
+	}
+}
+
+// removed resets the bay after the camera left.
+func (s *slot) removed() {
+	s.setCharging(false)
+	_ = s.lines.SetFault(false)
+	s.mu.Lock()
+	st := s.state
+	s.mu.Unlock()
+	if st == Empty {
+		return
+	}
+	if err := s.move(EvAbsent, "camera removed"); err != nil {
+		s.log.Error("slot", "err", err)
+	}
+	if err := s.move(EvReset, "bay ready"); err != nil {
+		s.log.Error("slot", "err", err)
+	}
+	s.mu.Lock()
+	s.device, s.officer, s.battery, s.storage = "", "", nil, nil
+	s.mu.Unlock()
+}
+
+// session is one docking, from presence to removal.
+func (s *slot) session(ctx context.Context) {
+	s.mu.Lock()
+	ev, why := EvPresent, "camera seated"
+	if s.state != Empty && s.state != Removed {
+		ev, why = EvResume, "agent restarted with a camera seated: docking again"
+	}
+	s.mu.Unlock()
+	if err := s.move(ev, why); err != nil {
+		s.log.Error("slot", "err", err)
+		return
+	}
+	s.setCharging(true)
+
+	port, err := camlink.OpenSerial(s.def.Serial, s.def.Baud)
+	if err != nil {
+		s.a.raise(s.index, s.a.cfg.Dock, health.Verdict{Code: "serial-port", Detail: fmt.Sprintf("slot %d: %v", s.index, err)})
+		<-ctx.Done()
+		return
+	}
+	link := camlink.NewLink(port, time.Duration(s.a.cfg.LinkTimeout), s.a.cfg.LinkRetries, s.log)
+	defer link.Close()
+
+	id, err := link.Identify(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		garbage, n := link.Garbage()
+		s.linkLost(fmt.Sprintf("identify: %v; %d bytes of garbage, last: %q", err, n, garbage))
+		<-ctx.Done()
+		return
+	}
+	settings := s.a.Settings()
+	officer := id.Officer
+	if o, ok := settings.Officers[id.Serial]; ok {
+		officer = o
+	}
+	s.mu.Lock()
+	s.device, s.officer = id.Serial, officer
+	s.mu.Unlock()
+	s.log = s.log.With("device", id.Serial)
+	if err := s.move(EvIdentified, fmt.Sprintf("%s %s fw %s officer %s", id.Serial, id.Model, id.Firmware, officer)); err != nil {
+		s.log.Error("slot", "err", err)
+		return
+	}
+
+	drift, err := link.SetClock(ctx, s.a.now())
+	if err != nil {
+		s.log.Warn("clock not set", "err", err)
+	}
+	failures := 0
+	s.evaluate(ctx, link, &failures, drift)
+
+	// Evidence first: a faulty camera is offloaded before it is locked.
+	s.offload(ctx, link, id, officer, drift)
+	if ctx.Err() != nil {
+		return
+	}
+	s.settle(ctx, link)
+
+	poll := time.NewTicker(time.Duration(s.a.cfg.Poll))
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		}
+		s.evaluate(ctx, link, &failures, 0)
+		s.mu.Lock()
+		st := s.state
+		s.mu.Unlock()
+		if st == Charging || st == OutOfService {
+			// Anything still on the camera (space ran out, or delete waits for a receipt)?
+			s.offload(ctx, link, id, officer, 0)
+			if ctx.Err() != nil {
+				return
+			}
+			s.settle(ctx, link)
+		}
+	}
+}
+
+// evaluate reads battery and storage, applies the health rules, and acts on the verdicts.
+func (s *slot) evaluate(ctx context.Context, link *camlink.Link, failures *int, drift time.Duration) {
+	r := health.Reading{ClockDrift: drift}
+	s.mu.Lock()
+	device := s.device
+	r.Charging = s.charging
+	s.mu.Unlock()
+	settings := s.a.Settings()
+	r.Blocked = settings.Blocked[device]
+	if b, err := link.Battery(ctx); err == nil {
+		*failures = 0
+		r.Battery = &health.Battery{ChargePct: b.ChargePct, TempC: float64(b.TempDeciC) / 10, Cycles: b.Cycles, FullMAh: b.FullMAh, DesignMAh: b.DesignMAh, VoltageMV: b.VoltageMV}
+	} else if ctx.Err() == nil {
+		*failures += s.a.cfg.LinkRetries + 1
+		s.log.Warn("battery read failed", "err", err)
+	}
+	if st, err := link.Storage(ctx); err == nil {
+		r.Storage = &health.Storage{Capacity: st.CapacityBytes, Free: st.FreeBytes, BadBlocks: st.BadBlocks, WearPct: st.WearPct, Errors: st.Errors}
+	}
+	r.LinkFailures = *failures
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	if r.Battery != nil {
+		s.battery = r.Battery
+	}
+	if r.Storage != nil {
+		s.storage = r.Storage
+	}
+	s.mu.Unlock()
+	verdicts := health.Evaluate(r, settings.Thresholds, s.a.openFaults(device))
+	chargeOff := false
+	for _, v := range verdicts {
+		if v.Code == health.LinkLost {
+			garbage, n := link.Garbage()
+			v.Detail += fmt.Sprintf("; %d bytes of garbage, last: %q", n, garbage)
+		}
+		s.a.raise(s.index, device, v)
+		chargeOff = chargeOff || v.ChargeOff
+	}
+	// Long-life charging: stop at the ceiling.
+	if r.Battery != nil && r.Battery.ChargePct >= s.a.cfg.ChargeCeiling {
+		chargeOff = true
+	}
+	if chargeOff {
+		s.setCharging(false)
+	}
+}
+
+// linkLost takes a camera that does not answer out of service.
+func (s *slot) linkLost(detail string) {
+	s.setCharging(false)
+	device := s.a.cfg.Dock + "-slot" + fmt.Sprint(s.index)
+	s.mu.Lock()
+	if s.device != "" {
+		device = s.device
+	}
+	s.mu.Unlock()
+	s.a.raise(s.index, device, health.Verdict{Code: health.LinkLost, Detail: detail, ChargeOff: true, OutOfService: true})
+	_ = s.lines.SetFault(true)
+	if err := s.move(EvFaulted, "camera does not answer"); err != nil {
+		s.log.Error("slot", "err", err)
+	}
+}
+
+// settle moves the slot to charging, or out of service if the device has open faults:
+// lock the camera, light the LED.
+func (s *slot) settle(ctx context.Context, link *camlink.Link) {
+	s.mu.Lock()
+	device, st := s.device, s.state
+	s.mu.Unlock()
+	open := s.a.openFaults(device)
+	if len(open) == 0 {
+		_ = s.lines.SetFault(false)
+		if st == Offloading {
+			if err := s.move(EvOffloaded, "camera empty"); err != nil {
+				s.log.Error("slot", "err", err)
+			}
+		}
+		return
+	}
+	var reason string
+	for c := range open {
+		reason += string(c) + " "
+	}
+	if err := link.Lock(ctx, reason); err != nil {
+		s.log.Warn("camera not locked", "err", err)
+	}
+	_ = s.lines.SetFault(true)
+	if open[health.OverTemp] || open[health.LinkLost] || open[health.UnderTemp] {
+		s.setCharging(false)
+	}
+	if st != OutOfService {
+		if err := s.move(EvFaulted, "out of service: "+reason); err != nil {
+			s.log.Error("slot", "err", err)
+		}
+	}
+}
+
+// offload copies every recording off the camera into the spool and frees the camera's
+// copy once the dock's is durable (or, by policy, verified by central).
+func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Identity, officer string, drift time.Duration) {
+	settings := s.a.Settings()
+	if err := link.Auth(ctx, s.a.cfg.CameraPassword); err != nil {
+		s.log.Error("camera storage not unlocked", "err", err)
+		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: "auth: " + err.Error()})
+		return
+	}
+	files, err := link.List(ctx)
+	if err != nil {
+		s.log.Error("list recordings", "err", err)
+		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: "list: " + err.Error()})
+		return
+	}
+	if len(files) == 0 {
+		return
+	}
+	s.mu.Lock()
+	st := s.state
+	s.mu.Unlock()
+	if st != Offloading {
+		if err := s.move(EvOffload, fmt.Sprintf("%d recordings on camera", len(files))); err != nil {
+			s.log.Error("slot", "err", err)
+			return
+		}
+	}
+	for _, f := range files {
+		if ctx.Err() != nil {
+			return
+		}
+		rid := queue.RecordingID(id.Serial, f.Name)
+		rec, err := s.a.store.Get(rid)
+		if errors.Is(err, queue.ErrNotFound) {
+			rec, err = s.copy(ctx, f, rid, id, officer, drift, settings)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("offload", "recording", f.Name, "err", err)
+			}
+			continue
+		}
+		// The dock's copy is durable (file, directory and the synced Badger commit).
+		if settings.DeleteAfterReceipt && rec.State != queue.Verified && rec.State != queue.Freed {
+			continue // policy: the camera keeps it until central's receipt
+		}
+		if err := link.Delete(ctx, f.Name, f.Size); err != nil {
+			s.log.Warn("camera copy not freed", "recording", f.Name, "err", err)
+			continue
+		}
+		_ = s.a.store.Record(queue.Event{Kind: queue.EvCameraFree, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "camera copy deleted; dock copy " + string(rec.State)})
+	}
+}
+
+// errSpoolFull means the spool would fall under its reserve.
+var errSpoolFull = errors.New("spool full")
+
+func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id camlink.Identity, officer string, drift time.Duration, settings Settings) (queue.Recording, error) {
+	free, err := s.a.store.Spool().FreeBytes()
+	if err != nil {
+		return queue.Recording{}, err
+	}
+	if int64(free)-f.Size-4096 < s.a.cfg.SpoolReserve {
+		s.a.raise(-1, s.a.cfg.Dock, health.Verdict{Code: "spool-full", Detail: fmt.Sprintf("%d bytes free, reserve %d, next recording %d: offload paused, footage stays on cameras", free, s.a.cfg.SpoolReserve, f.Size)})
+		return queue.Recording{}, fmt.Errorf("%s: %w", f.Name, errSpoolFull)
+	}
+	src, err := os.Open(filepath.Join(s.def.Mount, f.Name))
+	if err != nil {
+		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "open on camera: " + err.Error()})
+		return queue.Recording{}, fmt.Errorf("open %s: %w", f.Name, err)
+	}
+	defer src.Close()
+	rec := queue.Recording{
+		ID: rid, Name: f.Name, Device: id.Serial, Officer: officer, Team: settings.Team,
+		Start: f.Start, End: f.End, Size: f.Size, Class: queue.Patrol, Hold: f.Mark, ClockDrift: drift,
+	}
+	rec, err = s.a.store.Offload(ctx, rec, src, queue.Event{Kind: queue.EvOffloaded, Slot: s.index, Device: id.Serial})
+	if err != nil {
+		if ctx.Err() == nil {
+			_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "copy failed, camera keeps it: " + err.Error()})
+		}
+		return rec, err
+	}
+	s.log.Info("recording offloaded", "recording", rid, "bytes", rec.Size, "sha256", rec.SHA256, "hold", rec.Hold)
+	s.a.kick()
+	return rec, nil
+}
+
+func (s *slot) telemetry() wire.SlotTelemetry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := wire.SlotTelemetry{Slot: s.index, State: string(s.state), Device: s.device, Officer: s.officer, Charging: s.charging}
+	if b := s.battery; b != nil {
+		t.Battery = &wire.Battery{ChargePct: b.ChargePct, HealthPct: b.HealthPct(), TempC: b.TempC, Cycles: b.Cycles, VoltageMV: b.VoltageMV}
+	}
+	if st := s.storage; st != nil {
+		t.Storage = &wire.Storage{Capacity: st.Capacity, Free: st.Free, BadBlocks: st.BadBlocks, WearPct: st.WearPct, Errors: st.Errors}
+	}
+	if s.device != "" {
+		for c := range s.a.openFaults(s.device) {
+			t.Faults = append(t.Faults, string(c))
+		}
+	}
+	return t
+}
+
+func jsonMarshal(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

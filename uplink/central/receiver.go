@@ -1,0 +1,417 @@
+// Package central owns the central office's reference receiver: grants, chunk assembly,
+// hash verification, receipts and config pushes. It trusts no dock's hash but its own.
+package central
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"dock/uplink/mqttconn"
+	"dock/uplink/wire"
+)
+
+// Options configure a receiver.
+type Options struct {
+	Broker   string
+	ClientID string
+	Username string
+	Password string
+	TLS      *tls.Config
+	Store    Storage
+	// Share, when set, subscribes through the shared subscription group $share/<Share>/
+	// so that several receivers split the docks' traffic.
+	Share string
+	// Grant policy.
+	ChunkSize int
+	Window    int
+	RateBytes int64
+	Workers   int
+}
+
+// Receiver is one central receiver instance.
+type Receiver struct {
+	o    Options
+	conn *mqttconn.Conn
+	log  *slog.Logger
+
+	shards []chan mqttconn.Message
+
+	mu        sync.Mutex
+	transfers map[string]*transfer // dock/recording
+	granted   map[string]time.Time
+	alerts    map[string]wire.AlertMsg
+	reported  map[string]wire.ReportedMsg
+	status    map[string]wire.StatusMsg
+	ledger    map[string][]json.RawMessage
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+type transfer struct {
+	dock  string
+	begin wire.BeginMsg
+	file  *os.File
+	next  int64
+	hash  hash.Hash
+	early map[int64][]byte // chunks past the contiguous offset, waiting for the gap
+}
+
+// Start connects and begins receiving. It returns once subscribed.
+func Start(ctx context.Context, o Options, log *slog.Logger) (*Receiver, error) {
+	if o.ChunkSize == 0 {
+		o.ChunkSize = 256 << 10
+	}
+	if o.Window == 0 {
+		o.Window = 16
+	}
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
+	if o.ClientID == "" {
+		o.ClientID = "central"
+	}
+	r := &Receiver{o: o, log: log, transfers: map[string]*transfer{}, granted: map[string]time.Time{},
+		alerts: map[string]wire.AlertMsg{}, reported: map[string]wire.ReportedMsg{}, status: map[string]wire.StatusMsg{}, ledger: map[string][]json.RawMessage{}}
+	filter := wire.DockRoot + "/+/#"
+	if o.Share != "" {
+		filter = "$share/" + o.Share + "/" + filter
+	}
+	conn, err := mqttconn.Dial(ctx, mqttconn.Options{
+		Broker: o.Broker, ClientID: o.ClientID, Username: o.Username, Password: o.Password, TLS: o.TLS,
+		Subscriptions: map[string]byte{filter: 1}, CleanSession: false, Inbox: 8192,
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("central: %w", err)
+	}
+	r.conn = conn
+	ctx, r.cancel = context.WithCancel(context.Background())
+	for i := 0; i < o.Workers; i++ {
+		ch := make(chan mqttconn.Message, 1024)
+		r.shards = append(r.shards, ch)
+		r.wg.Add(1)
+		go r.work(ctx, ch)
+	}
+	r.wg.Add(1)
+	go r.route(ctx)
+	return r, nil
+}
+
+// Close stops the receiver.
+func (r *Receiver) Close() {
+	r.cancel()
+	r.conn.Close()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.transfers {
+		t.file.Close()
+	}
+}
+
+// route keeps each dock's messages in order on one worker.
+func (r *Receiver) route(ctx context.Context) {
+	defer r.wg.Done()
+	defer func() {
+		for _, ch := range r.shards {
+			close(ch)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-r.conn.Inbox():
+			dock, _, ok := wire.SplitTopic(wire.DockRoot, m.Topic)
+			if !ok {
+				continue
+			}
+			h := fnv.New32a()
+			h.Write([]byte(dock))
+			r.shards[int(h.Sum32())%len(r.shards)] <- m
+		}
+	}
+}
+
+func (r *Receiver) work(ctx context.Context, in <-chan mqttconn.Message) {
+	defer r.wg.Done()
+	for m := range in {
+		dock, leaf, _ := wire.SplitTopic(wire.DockRoot, m.Topic)
+		if err := r.handle(ctx, dock, leaf, m.Payload); err != nil {
+			r.log.Warn("central: bad message", "dock", dock, "topic", leaf, "err", err)
+		}
+	}
+}
+
+func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) error {
+	switch leaf {
+	case wire.TopicStatus:
+		var s wire.StatusMsg
+		if err := json.Unmarshal(p, &s); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.status[dock] = s
+		r.mu.Unlock()
+	case wire.TopicBacklog:
+		var b wire.BacklogMsg
+		if err := json.Unmarshal(p, &b); err != nil {
+			return err
+		}
+		if b.Count > 0 {
+			return r.grant(ctx, dock)
+		}
+	case wire.TopicAlert:
+		var a wire.AlertMsg
+		if err := json.Unmarshal(p, &a); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		_, seen := r.alerts[dock+"/"+a.ID]
+		r.alerts[dock+"/"+a.ID] = a
+		r.mu.Unlock()
+		if !seen {
+			r.log.Warn("central: fault alert", "dock", dock, "device", a.Device, "code", a.Code, "detail", a.Detail)
+		}
+	case wire.TopicReported:
+		var rep wire.ReportedMsg
+		if err := json.Unmarshal(p, &rep); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.reported[dock] = rep
+		r.mu.Unlock()
+		r.log.Info("central: dock config", "dock", dock, "version", rep.Version, "status", rep.Status, "reason", rep.Reason)
+	case wire.TopicLedger:
+		var l wire.LedgerMsg
+		if err := json.Unmarshal(p, &l); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.ledger[dock] = append(r.ledger[dock], l.Entries...)
+		r.mu.Unlock()
+	case wire.TopicBegin:
+		var b wire.BeginMsg
+		if err := json.Unmarshal(p, &b); err != nil {
+			return err
+		}
+		return r.begin(ctx, dock, b)
+	case wire.TopicChunk:
+		c, err := wire.ParseChunk(p)
+		if err != nil {
+			return err
+		}
+		return r.chunk(ctx, dock, c)
+	case wire.TopicEnd:
+		var e wire.EndMsg
+		if err := json.Unmarshal(p, &e); err != nil {
+			return err
+		}
+		return r.end(ctx, dock, e)
+	}
+	return nil
+}
+
+func (r *Receiver) publish(ctx context.Context, dock, leaf string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return r.conn.Publish(ctx, wire.CentralTopic(dock, leaf), 1, false, b)
+}
+
+// grant lets a dock upload everything, by its own priority order, at most every 2 s.
+func (r *Receiver) grant(ctx context.Context, dock string) error {
+	r.mu.Lock()
+	last := r.granted[dock]
+	if time.Since(last) < 2*time.Second {
+		r.mu.Unlock()
+		return nil
+	}
+	r.granted[dock] = time.Now()
+	r.mu.Unlock()
+	g := wire.GrantMsg{ID: fmt.Sprintf("g%d", time.Now().UnixNano()), ChunkSize: r.o.ChunkSize, Window: r.o.Window, RateBytes: r.o.RateBytes}
+	return r.publish(ctx, dock, wire.TopicGrant, g)
+}
+
+func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) error {
+	id := b.Recording.ID
+	if s, ok, err := r.o.Store.Lookup(id); err != nil {
+		return err
+	} else if ok {
+		// Already verified: answer with the receipt again (idempotent by recording id).
+		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: id, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
+	}
+	key := dock + "/" + id
+	r.mu.Lock()
+	t := r.transfers[key]
+	r.mu.Unlock()
+	if t == nil {
+		f, n, err := r.o.Store.Part(dock, id)
+		if err != nil {
+			return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()})
+		}
+		if n > b.Size {
+			if err := f.Truncate(0); err != nil {
+				f.Close()
+				return err
+			}
+			n = 0
+		}
+		h := sha256.New()
+		if n > 0 {
+			// Resume: hash what is already here once.
+			if _, err := io.Copy(h, io.NewSectionReader(f, 0, n)); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		t = &transfer{dock: dock, file: f, next: n, hash: h, early: map[int64][]byte{}}
+		r.mu.Lock()
+		r.transfers[key] = t
+		r.mu.Unlock()
+	}
+	t.begin = b
+	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Offset: t.next})
+}
+
+func (r *Receiver) chunk(ctx context.Context, dock string, c wire.Chunk) error {
+	r.mu.Lock()
+	t := r.transfers[dock+"/"+c.Recording]
+	r.mu.Unlock()
+	if t == nil {
+		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Recording: c.Recording, Error: "no transfer begun"})
+	}
+	switch {
+	case c.Offset < t.next:
+		// A repeat (QoS 1 redelivery or a resend): already stored.
+	case c.Offset > t.next:
+		if len(t.early) < 2*wire.MaxWindow {
+			t.early[c.Offset] = append([]byte(nil), c.Data...)
+		}
+	default:
+		if err := t.write(c.Data); err != nil {
+			return err
+		}
+		for {
+			d, ok := t.early[t.next]
+			if !ok {
+				break
+			}
+			delete(t.early, t.next)
+			if err := t.write(d); err != nil {
+				return err
+			}
+		}
+	}
+	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: t.begin.Transfer, Recording: c.Recording, Offset: t.next})
+}
+
+func (t *transfer) write(d []byte) error {
+	if t.next+int64(len(d)) > t.begin.Size {
+		return fmt.Errorf("chunk past the announced size of %s", t.begin.Recording.ID)
+	}
+	if _, err := t.file.WriteAt(d, t.next); err != nil {
+		return fmt.Errorf("store %s: %w", t.begin.Recording.ID, err)
+	}
+	t.hash.Write(d)
+	t.next += int64(len(d))
+	return nil
+}
+
+func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {
+	if s, ok, err := r.o.Store.Lookup(e.Recording); err != nil {
+		return err
+	} else if ok {
+		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
+	}
+	key := dock + "/" + e.Recording
+	r.mu.Lock()
+	t := r.transfers[key]
+	r.mu.Unlock()
+	if t == nil || t.next != t.begin.Size {
+		off := int64(0)
+		if t != nil {
+			off = t.next
+		}
+		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: e.Transfer, Recording: e.Recording, Offset: off, Error: "incomplete"})
+	}
+	r.mu.Lock()
+	delete(r.transfers, key)
+	r.mu.Unlock()
+	sum := hex.EncodeToString(t.hash.Sum(nil))
+	syncErr := t.file.Sync()
+	t.file.Close()
+	if syncErr != nil {
+		return fmt.Errorf("fsync %s: %w", e.Recording, syncErr)
+	}
+	if sum != t.begin.SHA256 || sum != e.SHA256 {
+		// Store nothing that does not match; the dock keeps its copy and retries.
+		r.log.Error("central: hash mismatch", "dock", dock, "recording", e.Recording, "central", sum, "dock_sha256", e.SHA256)
+		_ = r.o.Store.Discard(dock, e.Recording)
+		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: t.next, SHA256: sum, Error: "hash mismatch"})
+	}
+	s := Stored{Meta: t.begin.Recording, Dock: dock, Size: t.next, SHA256: sum, Stored: time.Now().UTC()}
+	if err := r.o.Store.Commit(dock, s); err != nil {
+		return fmt.Errorf("commit %s: %w", e.Recording, err)
+	}
+	r.log.Info("central: recording verified", "dock", dock, "recording", e.Recording, "bytes", s.Size, "sha256", sum)
+	return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: sum, Stored: s.Stored})
+}
+
+// PushConfig publishes a retained desired config for dock.
+func (r *Receiver) PushConfig(ctx context.Context, dock string, c wire.ConfigMsg) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return r.conn.Publish(ctx, wire.CentralTopic(dock, wire.TopicConfig), 1, true, b)
+}
+
+// Command sends a one-off command to dock.
+func (r *Receiver) Command(ctx context.Context, dock string, c wire.CommandMsg) error {
+	return r.publish(ctx, dock, wire.TopicCommand, c)
+}
+
+// Alerts returns the latest alert of every fault seen, by dock/fault id.
+func (r *Receiver) Alerts() map[string]wire.AlertMsg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]wire.AlertMsg, len(r.alerts))
+	for k, v := range r.alerts {
+		out[k] = v
+	}
+	return out
+}
+
+// Reported returns a dock's last config report.
+func (r *Receiver) Reported(dock string) (wire.ReportedMsg, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.reported[dock]
+	return v, ok
+}
+
+// Ledger returns the ledger entries a dock exported, in arrival order.
+func (r *Receiver) Ledger(dock string) []json.RawMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]json.RawMessage(nil), r.ledger[dock]...)
+}
+
+// Store is the receiver's storage.
+func (r *Receiver) Store() Storage { return r.o.Store }

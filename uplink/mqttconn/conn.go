@@ -1,0 +1,186 @@
+// Package mqttconn owns one MQTT connection over paho: connect and will, re-subscribing on
+// every connect, and handlers that never block paho's network loop. It knows no topics.
+package mqttconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Message is a received MQTT message, copied out of paho.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	Retained bool
+}
+
+// Will is the message the broker publishes when the connection dies.
+type Will struct {
+	Topic    string
+	Payload  []byte
+	Retained bool
+}
+
+// Options configure a connection.
+type Options struct {
+	Broker        string // tcp://127.0.0.1:1883, ssl://host:8883
+	ClientID      string
+	Username      string
+	Password      string
+	TLS           *tls.Config
+	Will          *Will
+	Subscriptions map[string]byte // filter -> QoS, (re)made on every connect
+	// OnConnect runs (in its own goroutine) after every successful connect and subscribe.
+	OnConnect func()
+	// CleanSession false keeps the broker's session (subscriptions and queued QoS 1
+	// messages) across disconnections.
+	CleanSession bool
+	Inbox        int // received messages buffered for the consumer; default 4096
+}
+
+// ErrOffline means the broker is not reachable now; the caller keeps what it must send.
+var ErrOffline = errors.New("mqtt: not connected")
+
+// Conn is one MQTT connection.
+type Conn struct {
+	c       mqtt.Client
+	log     *slog.Logger
+	inbox   chan Message
+	dropped atomic.Int64
+	up      atomic.Bool
+}
+
+// Dial connects, retrying until ctx ends. Once connected it reconnects by itself.
+func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
+	if o.Inbox == 0 {
+		o.Inbox = 4096
+	}
+	c := &Conn{log: log, inbox: make(chan Message, o.Inbox)}
+	opts := mqtt.NewClientOptions().
+		AddBroker(o.Broker).
+		SetClientID(o.ClientID).
+		SetUsername(o.Username).
+		SetPassword(o.Password).
+		SetCleanSession(o.CleanSession).
+		SetKeepAlive(15 * time.Second).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(5 * time.Second).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetOrderMatters(false). // one slow consumer must not stall the connection
+		SetWriteTimeout(10 * time.Second)
+	if o.TLS != nil {
+		opts.SetTLSConfig(o.TLS)
+	}
+	if o.Will != nil {
+		opts.SetBinaryWill(o.Will.Topic, o.Will.Payload, 1, o.Will.Retained)
+	}
+	opts.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { c.take(m) })
+	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		c.up.Store(false)
+		log.Warn("mqtt connection lost", "broker", o.Broker, "err", err)
+	})
+	opts.SetOnConnectHandler(func(cl mqtt.Client) {
+		// Nothing resubscribes by itself after a reconnect: subscribe here, without
+		// waiting inside paho's callback.
+		go func() {
+			if len(o.Subscriptions) > 0 {
+				t := cl.SubscribeMultiple(o.Subscriptions, func(_ mqtt.Client, m mqtt.Message) { c.take(m) })
+				if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+					log.Error("mqtt subscribe failed", "err", t.Error())
+					return
+				}
+			}
+			c.up.Store(true)
+			log.Info("mqtt connected", "broker", o.Broker, "client", o.ClientID)
+			if o.OnConnect != nil {
+				o.OnConnect()
+			}
+		}()
+	})
+	c.c = mqtt.NewClient(opts)
+	for {
+		t := c.c.Connect()
+		if t.WaitTimeout(6*time.Second) && t.Error() == nil {
+			break
+		}
+		err := t.Error()
+		select {
+		case <-ctx.Done():
+			c.c.Disconnect(0)
+			return nil, fmt.Errorf("mqtt connect %s: %w (last error: %v)", o.Broker, ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	// Wait for the subscriptions of the first connect.
+	for !c.up.Load() {
+		select {
+		case <-ctx.Done():
+			c.c.Disconnect(0)
+			return nil, fmt.Errorf("mqtt subscribe %s: %w", o.Broker, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return c, nil
+}
+
+// take copies m to the inbox and returns at once: paho's loop never waits on us.
+func (c *Conn) take(m mqtt.Message) {
+	msg := Message{Topic: m.Topic(), Payload: append([]byte(nil), m.Payload()...), Retained: m.Retained()}
+	select {
+	case c.inbox <- msg:
+	default:
+		if c.dropped.Add(1)%100 == 1 {
+			c.log.Warn("mqtt inbox full, message dropped", "topic", msg.Topic, "dropped", c.dropped.Load())
+		}
+	}
+}
+
+// Inbox delivers received messages.
+func (c *Conn) Inbox() <-chan Message { return c.inbox }
+
+// Connected reports whether the connection is up and subscribed.
+func (c *Conn) Connected() bool { return c.up.Load() && c.c.IsConnectionOpen() }
+
+// Publish sends payload and, for QoS 1, waits for the broker's acknowledgement until ctx
+// ends. It fails fast with ErrOffline while disconnected.
+func (c *Conn) Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error {
+	if !c.c.IsConnectionOpen() {
+		return fmt.Errorf("publish %s: %w", topic, ErrOffline)
+	}
+	t := c.c.Publish(topic, qos, retained, payload)
+	if qos == 0 {
+		return nil
+	}
+	select {
+	case <-t.Done():
+		if err := t.Error(); err != nil {
+			return fmt.Errorf("publish %s: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
+	}
+}
+
+// PublishAsync sends payload without waiting; the returned channel closes when the broker
+// acknowledged it (or the attempt failed). Used to keep a window of chunks in flight.
+func (c *Conn) PublishAsync(topic string, qos byte, payload []byte) (<-chan struct{}, error) {
+	if !c.c.IsConnectionOpen() {
+		return nil, fmt.Errorf("publish %s: %w", topic, ErrOffline)
+	}
+	return c.c.Publish(topic, qos, false, payload).Done(), nil
+}
+
+// Close disconnects, letting in-flight work finish for up to a second.
+func (c *Conn) Close() {
+	c.up.Store(false)
+	c.c.Disconnect(1000)
+}

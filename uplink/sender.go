@@ -1,0 +1,362 @@
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"dock/queue"
+	"dock/uplink/wire"
+)
+
+// Source is the queue as the sender needs it; *queue.Store implements it.
+type Source interface {
+	Pending(n int) ([]queue.Recording, error)
+	Get(id string) (queue.Recording, error)
+	Lease(id, transfer string) (queue.Recording, error)
+	Release(id, why string) (queue.Recording, error)
+	Progress(id string, acked int64) error
+	Verify(id, sha string, size int64) (queue.Recording, error)
+	Free(id string) error
+	Open(id string) (*queue.Footage, error)
+	Stats() (queue.Stats, error)
+}
+
+// ErrStalled means central acknowledged nothing for the stall timeout: the transfer is
+// failed and retried, never left hanging.
+var ErrStalled = errors.New("uplink: transfer stalled")
+
+// Sender uploads spooled recordings while central grants it, one recording at a time,
+// with a window of chunks in flight, resuming from central's acknowledged offset.
+type Sender struct {
+	u   *Uplink
+	src Source
+	log *slog.Logger
+
+	// StallTimeout fails a transfer that makes no progress for this long.
+	StallTimeout time.Duration
+	// ReceiptTimeout bounds the wait for central's receipt after the last byte.
+	ReceiptTimeout time.Duration
+	// OnIntegrity is called when a receipt's hash or size differs from the dock's.
+	OnIntegrity func(id string, r wire.ReceiptMsg)
+	// OnVerified is called after a recording is verified (and freed if allowed).
+	OnVerified func(rec queue.Recording)
+
+	kick chan struct{}
+}
+
+// NewSender makes a sender over u and src.
+func NewSender(u *Uplink, src Source, log *slog.Logger) *Sender {
+	return &Sender{u: u, src: src, log: log, StallTimeout: 20 * time.Second, ReceiptTimeout: 60 * time.Second, kick: make(chan struct{}, 1)}
+}
+
+// Kick tells the sender that new recordings were spooled.
+func (s *Sender) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run uploads until ctx ends.
+func (s *Sender) Run(ctx context.Context) {
+	var grant *wire.GrantMsg
+	done := 0
+	backoff := time.Second
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	s.announce(ctx)
+	for ctx.Err() == nil {
+		active := grant != nil && !grant.Paused && (grant.Until.IsZero() || time.Now().Before(grant.Until)) && s.u.Connected()
+		var rec queue.Recording
+		found := false
+		if active {
+			var err error
+			rec, found, err = s.next(grant)
+			if err != nil {
+				s.log.Error("uplink: read queue", "err", err)
+			}
+		}
+		if !found {
+			// Nothing to do now: wait for a grant, a new recording, a receipt or a connect.
+			select {
+			case <-ctx.Done():
+				return
+			case g := <-s.u.grants:
+				grant, done = &g, 0
+				s.log.Info("uplink: grant", "grant", g.ID, "chunk", g.ChunkSize, "window", g.Window, "rate", g.RateBytes, "paused", g.Paused)
+			case r := <-s.u.receipts:
+				s.receipt(ctx, r)
+			case <-s.kick:
+				s.announce(ctx)
+			case <-s.u.online:
+				_ = s.u.Announce(ctx)
+				s.announce(ctx)
+			case <-tick.C:
+				s.announce(ctx)
+			}
+			continue
+		}
+		err := s.transfer(ctx, rec, grant)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("uplink: transfer failed, will retry", "recording", rec.ID, "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case g := <-s.u.grants:
+				grant, done = &g, 0
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		done++
+		if grant.Max > 0 && done >= grant.Max {
+			grant = nil
+			s.announce(ctx)
+		}
+		// Take any grant change between recordings.
+		select {
+		case g := <-s.u.grants:
+			grant, done = &g, 0
+		default:
+		}
+	}
+}
+
+// next picks what to upload: the grant's named recordings first, then queue order.
+func (s *Sender) next(g *wire.GrantMsg) (queue.Recording, bool, error) {
+	for _, id := range g.Recordings {
+		r, err := s.src.Get(id)
+		if err == nil && r.State == queue.Spooled {
+			return r, true, nil
+		}
+	}
+	p, err := s.src.Pending(1)
+	if err != nil || len(p) == 0 {
+		return queue.Recording{}, false, err
+	}
+	return p[0], true, nil
+}
+
+func (s *Sender) announce(ctx context.Context) {
+	st, err := s.src.Stats()
+	if err != nil {
+		s.log.Error("uplink: queue stats", "err", err)
+		return
+	}
+	b := wire.BacklogMsg{
+		Count:  st.Count[queue.Spooled] + st.Count[queue.Uploading],
+		Bytes:  st.Bytes[queue.Spooled] + st.Bytes[queue.Uploading],
+		Oldest: st.Oldest, Time: time.Now().UTC(),
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.u.Backlog(ctx, b); err != nil {
+		s.log.Debug("uplink: backlog not announced", "err", err)
+	}
+}
+
+// Meta is what central files a recording under.
+func Meta(r queue.Recording) wire.RecordingMeta {
+	return wire.RecordingMeta{ID: r.ID, Name: r.Name, Device: r.Device, Officer: r.Officer, Team: r.Team,
+		Start: r.Start, End: r.End, Class: string(r.Class), Hold: r.Hold, ClockDrift: r.ClockDrift.Milliseconds()}
+}
+
+func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.GrantMsg) (err error) {
+	tid := g.ID + "/" + rec.ID
+	if _, err := s.src.Lease(rec.ID, tid); err != nil {
+		return err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			why := "aborted"
+			if err != nil {
+				why = err.Error()
+			}
+			if _, rerr := s.src.Release(rec.ID, why); rerr != nil {
+				s.log.Error("uplink: release lease", "recording", rec.ID, "err", rerr)
+			}
+		}
+	}()
+	f, err := s.src.Open(rec.ID)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+
+	pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = s.u.publish(pubCtx, wire.TopicBegin, false, wire.BeginMsg{Transfer: tid, Recording: Meta(rec), Size: rec.Size, SHA256: rec.SHA256})
+	cancel()
+	if err != nil {
+		return err
+	}
+	// Trust central's offset, not our own memory.
+	acked, receipt, err := s.await(ctx, rec.ID, -1)
+	if err != nil {
+		return fmt.Errorf("begin %s: %w", rec.ID, err)
+	}
+	if receipt != nil {
+		finished, err = s.settle(ctx, rec.ID, *receipt)
+		return err
+	}
+	s.log.Info("uplink: transfer", "recording", rec.ID, "size", rec.Size, "from", acked)
+
+	chunk, window := int64(g.ChunkSize), int64(g.Window)
+	buf := make([]byte, chunk)
+	sent := acked
+	start, startOff := time.Now(), acked
+	lastProgress := time.Now()
+	acksSinceSave := 0
+	topic := wire.DockTopic(s.u.o.Dock, wire.TopicChunk)
+	for acked < rec.Size {
+		for sent < rec.Size && sent-acked < window*chunk {
+			n := min(chunk, rec.Size-sent)
+			if _, err := f.ReadAt(buf[:n], sent); err != nil {
+				return fmt.Errorf("read spool %s at %d: %w", rec.ID, sent, err)
+			}
+			if _, err := s.u.conn.PublishAsync(topic, 1, wire.AppendChunk(nil, wire.Chunk{Recording: rec.ID, Offset: sent, Data: buf[:n]})); err != nil {
+				return err
+			}
+			sent += n
+			if g.RateBytes > 0 {
+				// Stay under the granted rate: sleep until the average allows the next chunk.
+				due := start.Add(time.Duration(float64(sent-startOff) / float64(g.RateBytes) * float64(time.Second)))
+				if d := time.Until(due); d > 0 {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(d):
+					}
+				}
+			}
+		}
+		off, r, err := s.await(ctx, rec.ID, s.StallTimeout/2)
+		switch {
+		case err == nil && r != nil:
+			finished, err = s.settle(ctx, rec.ID, *r)
+			return err
+		case errors.Is(err, ErrStalled):
+			if time.Since(lastProgress) >= s.StallTimeout {
+				return fmt.Errorf("%w: %s at %d of %d", ErrStalled, rec.ID, acked, rec.Size)
+			}
+			sent = acked // go back: resend the window from central's offset
+			continue
+		case err != nil:
+			return err
+		}
+		if off > acked {
+			acked, lastProgress = off, time.Now()
+			if acksSinceSave++; acksSinceSave >= 16 {
+				acksSinceSave = 0
+				if err := s.src.Progress(rec.ID, acked); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := s.src.Progress(rec.ID, acked); err != nil {
+		return err
+	}
+	pubCtx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	err = s.u.publish(pubCtx, wire.TopicEnd, false, wire.EndMsg{Transfer: tid, Recording: rec.ID, Size: rec.Size, SHA256: rec.SHA256})
+	cancel()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(s.ReceiptTimeout)
+	for {
+		_, r, err := s.await(ctx, rec.ID, time.Until(deadline))
+		if err != nil {
+			return fmt.Errorf("receipt %s: %w", rec.ID, err)
+		}
+		if r != nil {
+			finished, err = s.settle(ctx, rec.ID, *r)
+			return err
+		}
+	}
+}
+
+// await waits for central's next word on recording id: an ack (its offset) or a receipt.
+// timeout < 0 uses the stall timeout. An ack carrying an error fails the transfer.
+func (s *Sender) await(ctx context.Context, id string, timeout time.Duration) (int64, *wire.ReceiptMsg, error) {
+	if timeout < 0 {
+		timeout = s.StallTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		case <-t.C:
+			return 0, nil, ErrStalled
+		case a := <-s.u.acks:
+			if a.Recording != id {
+				continue
+			}
+			if a.Error != "" {
+				return 0, nil, fmt.Errorf("central: %s", a.Error)
+			}
+			return a.Offset, nil, nil
+		case r := <-s.u.receipts:
+			if r.Recording != id {
+				s.receipt(ctx, r)
+				continue
+			}
+			return 0, &r, nil
+		}
+	}
+}
+
+// settle applies central's receipt for the recording being sent. finished reports
+// whether the lease ended in a verified recording.
+func (s *Sender) settle(ctx context.Context, id string, r wire.ReceiptMsg) (finished bool, err error) {
+	if r.Error != "" {
+		if s.OnIntegrity != nil {
+			s.OnIntegrity(id, r)
+		}
+		return false, fmt.Errorf("central refused %s: %s", id, r.Error)
+	}
+	rec, err := s.src.Verify(id, r.SHA256, r.Size)
+	if err != nil {
+		if errors.Is(err, queue.ErrHashMismatch) && s.OnIntegrity != nil {
+			s.OnIntegrity(id, r)
+		}
+		return false, err
+	}
+	if rec.Freeable() {
+		if err := s.src.Free(id); err != nil {
+			s.log.Error("uplink: free", "recording", id, "err", err)
+		} else {
+			rec.State = queue.Freed
+		}
+	}
+	s.log.Info("uplink: recording verified by central", "recording", id, "sha256", r.SHA256, "state", rec.State)
+	if s.OnVerified != nil {
+		s.OnVerified(rec)
+	}
+	return true, nil
+}
+
+// receipt handles a receipt for a recording not being sent now (a repeat after a restart).
+func (s *Sender) receipt(ctx context.Context, r wire.ReceiptMsg) {
+	rec, err := s.src.Get(r.Recording)
+	if err != nil {
+		s.log.Warn("uplink: receipt for an unknown recording", "recording", r.Recording)
+		return
+	}
+	if rec.State == queue.Freed {
+		return
+	}
+	if _, err := s.settle(ctx, r.Recording, r); err != nil {
+		s.log.Warn("uplink: receipt not applied", "recording", r.Recording, "err", err)
+	}
+}

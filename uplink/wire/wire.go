@@ -1,0 +1,327 @@
+// Package wire owns the MQTT API between docks and central: topic names, payload types and
+// the binary chunk format (see ../API.md). Shared by the dock and the central receiver; no I/O.
+package wire
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"time"
+)
+
+// Topic roots. Docks publish under DockRoot/<dock>/ and subscribe under
+// CentralRoot/<dock>/; an ACL can then confine each dock to its own subtree.
+const (
+	DockRoot    = "dock/v1"
+	CentralRoot = "central/v1"
+)
+
+// Dock-to-central topic leaves.
+const (
+	TopicStatus    = "status"          // retained, QoS 1: online/offline, last will
+	TopicTelemetry = "telemetry"       // QoS 0
+	TopicAlert     = "alert"           // QoS 1
+	TopicBacklog   = "backlog"         // QoS 1
+	TopicBegin     = "transfer/begin"  // QoS 1
+	TopicChunk     = "transfer/chunk"  // QoS 1, binary
+	TopicEnd       = "transfer/end"    // QoS 1
+	TopicReported  = "config/reported" // retained, QoS 1
+	TopicLedger    = "ledger"          // QoS 1: ledger entries exported to central
+)
+
+// Central-to-dock topic leaves.
+const (
+	TopicGrant   = "grant"   // QoS 1
+	TopicAck     = "ack"     // QoS 1
+	TopicReceipt = "receipt" // QoS 1
+	TopicConfig  = "config"  // retained, QoS 1: desired config
+	TopicCommand = "command" // QoS 1
+)
+
+// DockTopic is the topic a dock publishes leaf on.
+func DockTopic(dock, leaf string) string { return DockRoot + "/" + dock + "/" + leaf }
+
+// CentralTopic is the topic central publishes leaf on for a dock.
+func CentralTopic(dock, leaf string) string { return CentralRoot + "/" + dock + "/" + leaf }
+
+// SplitTopic returns the dock id and leaf of a topic under root, or ok=false.
+func SplitTopic(root, topic string) (dock, leaf string, ok bool) {
+	rest, found := strings.CutPrefix(topic, root+"/")
+	if !found {
+		return "", "", false
+	}
+	dock, leaf, found = strings.Cut(rest, "/")
+	if !found || dock == "" || leaf == "" {
+		return "", "", false
+	}
+	return dock, leaf, true
+}
+
+// StatusMsg is the dock's presence; the broker publishes State "offline" as its will.
+type StatusMsg struct {
+	State   string    `json:"state"` // online | offline
+	Version string    `json:"version,omitempty"`
+	Time    time.Time `json:"time,omitzero"`
+}
+
+// SlotTelemetry is one slot in a telemetry message.
+type SlotTelemetry struct {
+	Slot     int      `json:"slot"`
+	State    string   `json:"state"`
+	Device   string   `json:"device,omitempty"`
+	Officer  string   `json:"officer,omitempty"`
+	Battery  *Battery `json:"battery,omitempty"`
+	Storage  *Storage `json:"storage,omitempty"`
+	Charging bool     `json:"charging"`
+	Faults   []string `json:"faults,omitempty"`
+}
+
+// Battery is a camera battery as reported to central.
+type Battery struct {
+	ChargePct int     `json:"charge_pct"`
+	HealthPct int     `json:"health_pct"`
+	TempC     float64 `json:"temp_c"`
+	Cycles    int     `json:"cycles"`
+	VoltageMV int     `json:"voltage_mv"`
+}
+
+// Storage is a camera's storage as reported to central.
+type Storage struct {
+	Capacity  int64 `json:"capacity"`
+	Free      int64 `json:"free"`
+	BadBlocks int   `json:"bad_blocks"`
+	WearPct   int   `json:"wear_pct"`
+	Errors    int   `json:"errors"`
+}
+
+// QueueTelemetry summarises the dock's queue.
+type QueueTelemetry struct {
+	Pending      int       `json:"pending"`
+	PendingBytes int64     `json:"pending_bytes"`
+	Verified     int       `json:"verified"`
+	Freed        int       `json:"freed"`
+	Oldest       time.Time `json:"oldest,omitzero"`
+	SpoolFree    uint64    `json:"spool_free"`
+}
+
+// TelemetryMsg is the dock's periodic report.
+type TelemetryMsg struct {
+	Time   time.Time       `json:"time"`
+	Slots  []SlotTelemetry `json:"slots"`
+	Queue  QueueTelemetry  `json:"queue"`
+	Config int64           `json:"config_version"`
+}
+
+// AlertMsg is a fault alert for maintenance. It is sent again until acknowledged.
+type AlertMsg struct {
+	ID       string    `json:"id"` // device/code: stable, so central can deduplicate
+	Device   string    `json:"device"`
+	Slot     int       `json:"slot"`
+	Code     string    `json:"code"`
+	Detail   string    `json:"detail"`
+	State    string    `json:"state"`
+	RaisedAt time.Time `json:"raised_at"`
+	Attempt  int       `json:"attempt"`
+}
+
+// BacklogMsg announces what waits to upload.
+type BacklogMsg struct {
+	Count  int       `json:"count"`
+	Bytes  int64     `json:"bytes"`
+	Oldest time.Time `json:"oldest,omitzero"`
+	Holds  int       `json:"holds"`
+	Time   time.Time `json:"time"`
+}
+
+// RecordingMeta is what central files a recording under (article 17).
+type RecordingMeta struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Device     string    `json:"device"`
+	Officer    string    `json:"officer"`
+	Team       string    `json:"team"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	Class      string    `json:"class"`
+	Hold       string    `json:"hold,omitempty"`
+	ClockDrift int64     `json:"clock_drift_ms,omitempty"`
+}
+
+// BeginMsg opens (or resumes) a recording's transfer.
+type BeginMsg struct {
+	Transfer  string        `json:"transfer"`
+	Recording RecordingMeta `json:"recording"`
+	Size      int64         `json:"size"`
+	SHA256    string        `json:"sha256"`
+}
+
+// EndMsg says every byte was acknowledged; central verifies and answers with a receipt.
+type EndMsg struct {
+	Transfer  string `json:"transfer"`
+	Recording string `json:"recording"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+}
+
+// GrantMsg lets a dock upload. Recordings, when set, are uploaded first in that order;
+// otherwise the dock's own priority order applies. A zero Until never expires.
+type GrantMsg struct {
+	ID         string    `json:"id"`
+	Recordings []string  `json:"recordings,omitempty"`
+	Max        int       `json:"max,omitempty"` // recordings, 0 = all
+	ChunkSize  int       `json:"chunk_size"`
+	Window     int       `json:"window"`               // chunks in flight
+	RateBytes  int64     `json:"rate_bytes,omitempty"` // per second, 0 = no cap
+	Until      time.Time `json:"until,omitzero"`
+	Paused     bool      `json:"paused,omitempty"`
+}
+
+// Limits on what a grant may ask.
+const (
+	MinChunk  = 4 << 10
+	MaxChunk  = 1 << 20
+	MaxWindow = 64
+)
+
+// Check rejects a grant the dock cannot honour.
+func (g GrantMsg) Check() error {
+	switch {
+	case g.ID == "":
+		return errors.New("grant without id")
+	case g.ChunkSize < MinChunk || g.ChunkSize > MaxChunk:
+		return fmt.Errorf("grant chunk size %d not in %d..%d", g.ChunkSize, MinChunk, MaxChunk)
+	case g.Window < 1 || g.Window > MaxWindow:
+		return fmt.Errorf("grant window %d not in 1..%d", g.Window, MaxWindow)
+	case g.RateBytes < 0 || g.Max < 0:
+		return errors.New("grant with negative rate or max")
+	}
+	return nil
+}
+
+// AckMsg is central's acknowledged offset for a recording: every byte before it is stored.
+type AckMsg struct {
+	Transfer  string `json:"transfer"`
+	Recording string `json:"recording"`
+	Offset    int64  `json:"offset"`
+	Error     string `json:"error,omitempty"`
+}
+
+// ReceiptMsg is central's verdict on a complete recording: the hash it computed over the
+// bytes it stored. Error is set when it stored nothing.
+type ReceiptMsg struct {
+	Recording string    `json:"recording"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	Stored    time.Time `json:"stored,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// ConfigMsg is central's desired configuration for a dock.
+type ConfigMsg struct {
+	Version    int64             `json:"version"`
+	Team       string            `json:"team"`
+	Officers   map[string]string `json:"officers,omitempty"` // device serial -> officer id
+	Thresholds json.RawMessage   `json:"thresholds,omitempty"`
+	Blocked    []string          `json:"blocked,omitempty"` // device serials
+	// AlertEvery is how often an unacknowledged alert is sent again.
+	AlertEvery Duration `json:"alert_every,omitempty"`
+	// TelemetryEvery is the telemetry period.
+	TelemetryEvery Duration `json:"telemetry_every,omitempty"`
+	// DeleteAfterReceipt makes the dock keep the camera's copy until central's receipt.
+	DeleteAfterReceipt bool `json:"delete_after_receipt,omitempty"`
+}
+
+// ReportedMsg is the dock's answer to a config: applied, or rejected with the reason.
+type ReportedMsg struct {
+	Version int64     `json:"version"`
+	Status  string    `json:"status"` // applied | rejected
+	Reason  string    `json:"reason,omitempty"`
+	Active  int64     `json:"active_version"`
+	Time    time.Time `json:"time"`
+}
+
+// CommandMsg is a one-off instruction from central.
+type CommandMsg struct {
+	Kind      string `json:"kind"` // ack-fault | release-hold | set-case | clear-fault | repair-fault
+	Fault     string `json:"fault,omitempty"`
+	Recording string `json:"recording,omitempty"`
+	Party     string `json:"party,omitempty"`
+	Case      string `json:"case,omitempty"`
+	By        string `json:"by,omitempty"`
+}
+
+// LedgerMsg carries a run of ledger entries, in order, as the dock stored them.
+type LedgerMsg struct {
+	Entries []json.RawMessage `json:"entries"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration time.Duration
+
+// MarshalJSON writes d as "1m30s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "1m30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Chunk is one piece of a recording: "DCK1" | uint16 id length | id | uint64 offset |
+// uint32 CRC32C of data | data.
+type Chunk struct {
+	Recording string
+	Offset    int64
+	Data      []byte
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+const chunkMagic = "DCK1"
+
+// AppendChunk encodes c onto dst.
+func AppendChunk(dst []byte, c Chunk) []byte {
+	dst = append(dst, chunkMagic...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(c.Recording)))
+	dst = append(dst, c.Recording...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Offset))
+	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(c.Data, castagnoli))
+	return append(dst, c.Data...)
+}
+
+// ErrBadChunk means a chunk payload is malformed or its CRC does not match.
+var ErrBadChunk = errors.New("wire: bad chunk")
+
+// ParseChunk decodes a chunk payload; Data aliases b.
+func ParseChunk(b []byte) (Chunk, error) {
+	if len(b) < 6 || string(b[:4]) != chunkMagic {
+		return Chunk{}, fmt.Errorf("%w: no header", ErrBadChunk)
+	}
+	n := int(binary.BigEndian.Uint16(b[4:6]))
+	if n == 0 || len(b) < 6+n+12 {
+		return Chunk{}, fmt.Errorf("%w: truncated", ErrBadChunk)
+	}
+	c := Chunk{Recording: string(b[6 : 6+n])}
+	off := binary.BigEndian.Uint64(b[6+n:])
+	if off > 1<<50 {
+		return Chunk{}, fmt.Errorf("%w: offset %d", ErrBadChunk, off)
+	}
+	c.Offset = int64(off)
+	sum := binary.BigEndian.Uint32(b[6+n+8:])
+	c.Data = b[6+n+12:]
+	if crc32.Checksum(c.Data, castagnoli) != sum {
+		return Chunk{}, fmt.Errorf("%w: crc32c mismatch at %s+%d", ErrBadChunk, c.Recording, c.Offset)
+	}
+	return c, nil
+}

@@ -31,4 +31,5 @@ require (
 	golang.org/x/sync v0.17.0 // indirect
 	google.golang.org/protobuf v1.36.7 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
+	periph.io/x/host/v3 v3.8.5 // indirect
 )

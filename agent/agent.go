@@ -33,6 +33,21 @@ type Agent struct {
 	faults   map[string]health.Fault // by fault id
 }
 
+// CheckBoard looks up every pin the board names and reports all that are missing, naming
+// the board and slot.
+func CheckBoard(b board.Board) error {
+	if err := b.Check(); err != nil {
+		return err
+	}
+	var errs []error
+	for i, def := range b.Slots {
+		if _, err := hw.LookupLines(def.Presence, def.Charge, def.Fault); err != nil {
+			errs = append(errs, fmt.Errorf("board %s slot %d: %w", b.Name, i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // New wires an agent. The board's pins must already be registered with periph (host.Init
 // on a real board, the simulator otherwise).
 func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *slog.Logger) (*Agent, error) {
@@ -301,27 +316,29 @@ func (a *Agent) alertLoop(ctx context.Context) {
 	}
 }
 
-// reportLoop publishes telemetry and exports the ledger to central.
+// reportLoop publishes telemetry when due and exports new ledger entries to central.
 func (a *Agent) reportLoop(ctx context.Context) {
 	var exported uint64
 	_, _ = a.store.GetDoc("export", "ledger", &exported)
-	t := time.NewTimer(0)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var last time.Time
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.up.Online():
-			// The sender announces status on connect; nothing else to do here.
-		case <-t.C:
-		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := a.up.Telemetry(pctx, a.Telemetry()); err != nil {
-			a.log.Debug("telemetry not sent", "err", err)
+		if now := a.now(); now.Sub(last) >= a.Settings().TelemetryEvery {
+			if err := a.up.Telemetry(pctx, a.Telemetry()); err != nil {
+				a.log.Debug("telemetry not sent", "err", err)
+			} else {
+				last = now
+			}
 		}
 		exported = a.exportLedger(pctx, exported)
 		cancel()
-		t.Reset(a.Settings().TelemetryEvery)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -7,10 +7,10 @@ type SlotState string
 
 const (
 	Empty        SlotState = "empty"
-	Docked       SlotState = "docked"       // presence seen, charger on
-	Identified   SlotState = "identified"   // the camera said who it is
-	Offloading   SlotState = "offloading"   // footage moving into the spool
-	Charging     SlotState = "charging"     // offloaded; charging until taken
+	Docked       SlotState = "docked"     // presence seen, charger on
+	Identified   SlotState = "identified" // the camera said who it is
+	Offloading   SlotState = "offloading" // footage moving into the spool
+	Charging     SlotState = "charging"   // offloaded; charging until taken
 	OutOfService SlotState = "out-of-service"
 	Removed      SlotState = "removed" // the camera left; the slot is being reset
 )

@@ -45,8 +45,9 @@ type Rejected struct {
 	Err   error
 }
 
-// Dial connects to the broker with a retained "offline" will, subscribes to the dock's
-// central topics, and publishes a retained "online" status on every connect.
+// Dial starts the session: it returns at once and keeps connecting in the background, with
+// a retained "offline" will; on every connect it subscribes to the dock's central topics
+// and the sender announces "online".
 func Dial(ctx context.Context, o Options, log *slog.Logger) (*Uplink, error) {
 	u := &Uplink{o: o, log: log,
 		grants: make(chan wire.GrantMsg, 16), acks: make(chan wire.AckMsg, 1024), receipts: make(chan wire.ReceiptMsg, 256),
@@ -58,6 +59,7 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Uplink, error) {
 		Will:          &mqttconn.Will{Topic: wire.DockTopic(o.Dock, wire.TopicStatus), Payload: will, Retained: true},
 		Subscriptions: map[string]byte{wire.CentralRoot + "/" + o.Dock + "/#": 1},
 		CleanSession:  false,
+		Background:    true,
 		OnConnect: func() {
 			select {
 			case u.online <- struct{}{}:

@@ -66,6 +66,10 @@ func DefaultCamera(serial, officer, unit string) CameraState {
 
 // NewCamera creates a camera in dir (made if missing) with state st.
 func NewCamera(dir string, st CameraState) (*Camera, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "footage"), 0o755); err != nil {
 		return nil, fmt.Errorf("camera %s: %w", st.Identity.Serial, err)
 	}
@@ -80,6 +84,10 @@ func NewCamera(dir string, st CameraState) (*Camera, error) {
 
 // OpenCamera loads a camera saved in dir.
 func OpenCamera(dir string) (*Camera, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "camera.json"))
 	if err != nil {
 		return nil, fmt.Errorf("open camera: %w", err)

@@ -48,6 +48,10 @@ var dockSeq atomic.Int64
 
 // New makes a dock of n slots with its ttys and mounts under dir, and registers its pins.
 func New(dir string, n int, log *slog.Logger) (*Dock, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	k := dockSeq.Add(1)
 	d := &Dock{dir: dir, log: log, stop: make(chan struct{})}
 	d.board = board.Board{Name: "sim", Description: fmt.Sprintf("simulated dock, %d slots", n)}

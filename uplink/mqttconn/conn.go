@@ -43,6 +43,9 @@ type Options struct {
 	// messages) across disconnections.
 	CleanSession bool
 	Inbox        int // received messages buffered for the consumer; default 4096
+	// Background returns from Dial at once and keeps connecting behind: a dock must
+	// offload cameras even when it boots with the broker out of reach.
+	Background bool
 }
 
 // ErrOffline means the broker is not reachable now; the caller keeps what it must send.
@@ -105,7 +108,14 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 			}
 		}()
 	})
+	if o.Background {
+		opts.SetConnectRetry(true).SetConnectRetryInterval(2 * time.Second)
+	}
 	c.c = mqtt.NewClient(opts)
+	if o.Background {
+		c.c.Connect() // completes by itself once the broker answers
+		return c, nil
+	}
 	for {
 		t := c.c.Connect()
 		if t.WaitTimeout(6*time.Second) && t.Error() == nil {

@@ -1,0 +1,72 @@
+// Command central is the central office's reference receiver: it grants uploads, stores and
+// verifies recordings, answers with receipts, and pushes dock configs.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"dock/agent"
+	"dock/uplink/central"
+	"dock/uplink/wire"
+)
+
+func main() {
+	brokerURL := flag.String("broker", "tcp://127.0.0.1:1883", "MQTT broker")
+	dir := flag.String("store", "central-store", "directory for received recordings")
+	client := flag.String("client", "central", "MQTT client id (unique per instance)")
+	share := flag.String("share", "", "shared-subscription group, for several receivers")
+	user := flag.String("username", "", "MQTT username")
+	pass := flag.String("password", "", "MQTT password")
+	ca := flag.String("ca", "", "CA file for TLS")
+	cert := flag.String("cert", "", "client certificate for TLS")
+	key := flag.String("key", "", "client key for TLS")
+	chunk := flag.Int("chunk", 256<<10, "granted chunk size in bytes")
+	window := flag.Int("window", 16, "granted chunks in flight")
+	rate := flag.Int64("rate", 0, "granted bytes per second per dock (0: no cap)")
+	push := flag.String("push-config", "", "publish this config file (JSON, wire.ConfigMsg) to -dock, then keep running")
+	dock := flag.String("dock", "", "dock id for -push-config")
+	version := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *version {
+		fmt.Println("central", agent.Version)
+		return
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	tlsc, err := agent.TLSConfig(*ca, *cert, *key)
+	if err != nil {
+		log.Error("tls", "err", err)
+		os.Exit(1)
+	}
+	r, err := central.Start(ctx, central.Options{Broker: *brokerURL, ClientID: *client, Username: *user, Password: *pass, TLS: tlsc,
+		Store: central.FileStore{Dir: *dir}, Share: *share, ChunkSize: *chunk, Window: *window, RateBytes: *rate}, log)
+	if err != nil {
+		log.Error("central", "err", err)
+		os.Exit(1)
+	}
+	defer r.Close()
+	if *push != "" {
+		var c wire.ConfigMsg
+		b, err := os.ReadFile(*push)
+		if err == nil {
+			err = json.Unmarshal(b, &c)
+		}
+		if err == nil {
+			err = r.PushConfig(ctx, *dock, c)
+		}
+		if err != nil {
+			log.Error("push config", "err", err)
+			os.Exit(1)
+		}
+	}
+	log.Info("central receiver running", "broker", *brokerURL, "store", *dir)
+	<-ctx.Done()
+}

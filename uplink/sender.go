@@ -192,14 +192,10 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 	}
 	defer f.Close()
 
-	pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = s.u.publish(pubCtx, wire.TopicBegin, false, wire.BeginMsg{Transfer: tid, Recording: Meta(rec), Size: rec.Size, SHA256: rec.SHA256})
-	cancel()
-	if err != nil {
-		return err
-	}
 	// Trust central's offset, not our own memory.
-	acked, receipt, err := s.await(ctx, rec.ID, -1)
+	acked, receipt, err := s.ask(ctx, rec.ID, s.StallTimeout, false, func(c context.Context) error {
+		return s.u.publish(c, wire.TopicBegin, false, wire.BeginMsg{Transfer: tid, Recording: Meta(rec), Size: rec.Size, SHA256: rec.SHA256})
+	})
 	if err != nil {
 		return fmt.Errorf("begin %s: %w", rec.ID, err)
 	}
@@ -238,7 +234,7 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 				}
 			}
 		}
-		off, r, err := s.await(ctx, rec.ID, s.StallTimeout/2)
+		off, r, err := s.await(ctx, rec.ID, min(resendEvery, s.StallTimeout/2), false)
 		switch {
 		case err == nil && r != nil:
 			finished, err = s.settle(ctx, rec.ID, *r)
@@ -265,28 +261,42 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 	if err := s.src.Progress(rec.ID, acked); err != nil {
 		return err
 	}
-	pubCtx, cancel = context.WithTimeout(ctx, 10*time.Second)
-	err = s.u.publish(pubCtx, wire.TopicEnd, false, wire.EndMsg{Transfer: tid, Recording: rec.ID, Size: rec.Size, SHA256: rec.SHA256})
-	cancel()
+	_, r, err := s.ask(ctx, rec.ID, s.ReceiptTimeout, true, func(c context.Context) error {
+		return s.u.publish(c, wire.TopicEnd, false, wire.EndMsg{Transfer: tid, Recording: rec.ID, Size: rec.Size, SHA256: rec.SHA256})
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("receipt %s: %w", rec.ID, err)
 	}
-	deadline := time.Now().Add(s.ReceiptTimeout)
+	finished, err = s.settle(ctx, rec.ID, *r)
+	return err
+}
+
+// resendEvery is how often an unanswered begin or end is sent again (both are idempotent
+// at central); a reply lost to a broker restart costs seconds, not the whole timeout.
+const resendEvery = 3 * time.Second
+
+// ask publishes a request and waits for central's answer on recording id, publishing it
+// again every resendEvery, for at most total.
+func (s *Sender) ask(ctx context.Context, id string, total time.Duration, receiptOnly bool, send func(context.Context) error) (int64, *wire.ReceiptMsg, error) {
+	deadline := time.Now().Add(total)
 	for {
-		_, r, err := s.await(ctx, rec.ID, time.Until(deadline))
-		if err != nil {
-			return fmt.Errorf("receipt %s: %w", rec.ID, err)
+		pctx, cancel := context.WithTimeout(ctx, resendEvery)
+		err := send(pctx)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return 0, nil, ctx.Err()
 		}
-		if r != nil {
-			finished, err = s.settle(ctx, rec.ID, *r)
-			return err
+		wait := min(resendEvery, time.Until(deadline))
+		off, r, err := s.await(ctx, id, wait, receiptOnly)
+		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
+			return off, r, err
 		}
 	}
 }
 
 // await waits for central's next word on recording id: an ack (its offset) or a receipt.
 // timeout < 0 uses the stall timeout. An ack carrying an error fails the transfer.
-func (s *Sender) await(ctx context.Context, id string, timeout time.Duration) (int64, *wire.ReceiptMsg, error) {
+func (s *Sender) await(ctx context.Context, id string, timeout time.Duration, receiptOnly bool) (int64, *wire.ReceiptMsg, error) {
 	if timeout < 0 {
 		timeout = s.StallTimeout
 	}
@@ -304,6 +314,9 @@ func (s *Sender) await(ctx context.Context, id string, timeout time.Duration) (i
 			}
 			if a.Error != "" {
 				return 0, nil, fmt.Errorf("central: %s", a.Error)
+			}
+			if receiptOnly {
+				continue // a late ack of a chunk
 			}
 			return a.Offset, nil, nil
 		case r := <-s.u.receipts:

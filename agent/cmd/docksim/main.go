@@ -1,0 +1,63 @@
+// Command docksim runs the real dock agent on a simulated dock (fake GPIO, cameras on
+// pseudo-terminals) and drives it from a script; see simrun.RunScript for the commands.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"dock/agent"
+	"dock/agent/simrun"
+	"dock/uplink/wire"
+)
+
+func main() {
+	dir := flag.String("dir", "build/out/docksim", "state directory")
+	slots := flag.Int("slots", 4, "bays")
+	dock := flag.String("dock", "dock-sim-1", "dock id")
+	brokerURL := flag.String("broker", "", "MQTT broker URL (empty: embedded broker on loopback)")
+	withCentral := flag.Bool("central", true, "run the central receiver in this process too")
+	script := flag.String("script", "-", "script file ('-': standard input)")
+	stay := flag.Bool("stay", false, "keep running after the script until a signal")
+	pollMS := flag.Int("poll-ms", 1000, "how often a docked camera is read, in milliseconds")
+	version := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *version {
+		fmt.Println("docksim", agent.Version)
+		return
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	h, err := simrun.Start(ctx, simrun.Options{Dir: *dir, Slots: *slots, Dock: *dock, Broker: *brokerURL, NoCentral: !*withCentral, Log: log,
+		Config: func(c *agent.Config) { c.Poll = wire.Duration(int64(*pollMS) * 1e6) }})
+	if err != nil {
+		log.Error("docksim", "err", err)
+		os.Exit(1)
+	}
+	defer h.Close()
+	var in io.Reader = os.Stdin
+	if *script != "-" {
+		f, err := os.Open(*script)
+		if err != nil {
+			log.Error("docksim", "err", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		in = f
+	}
+	if err := h.RunScript(ctx, in, os.Stdout); err != nil {
+		log.Error("docksim script", "err", err)
+		h.Close()
+		os.Exit(1)
+	}
+	if *stay {
+		<-ctx.Done()
+	}
+}

@@ -1,0 +1,106 @@
+// Package mqtttest starts a real mosquitto broker on a free loopback port for tests. Test
+// support only: it is never linked into a program.
+package mqtttest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Broker is a running mosquitto.
+type Broker struct {
+	URL  string
+	Port int
+	conf string
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// Binary finds mosquitto, or says why not.
+func Binary() (string, error) {
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("mosquitto not installed (Debian: apt-get install mosquitto)")
+}
+
+// Start runs mosquitto with a plain listener on a free loopback port plus extra config
+// lines. Without mosquitto the test is skipped, or fails under CI, where it must exist.
+func Start(t testing.TB, extra string) *Broker {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v: CI must install it", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
+	if os.Geteuid() == 0 {
+		body += "user root\n"
+	}
+	if err := os.WriteFile(conf, []byte(body+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), Port: port, conf: conf, t: t}
+	b.start(bin)
+	t.Cleanup(b.Stop)
+	return b
+}
+
+func (b *Broker) start(bin string) {
+	b.t.Helper()
+	b.cmd = exec.Command(bin, "-c", b.conf)
+	logf, _ := os.Create(b.conf + ".log")
+	b.cmd.Stdout, b.cmd.Stderr = logf, logf
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatalf("start mosquitto: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", b.Port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(b.conf + ".log")
+	b.t.Fatalf("mosquitto did not listen on %d: %s", b.Port, log)
+}
+
+// Stop kills the broker.
+func (b *Broker) Stop() {
+	if b.cmd != nil && b.cmd.Process != nil {
+		b.cmd.Process.Kill()
+		b.cmd.Wait()
+		b.cmd = nil
+	}
+}
+
+// Restart stops the broker, waits for down, and starts it again on the same port.
+func (b *Broker) Restart(down time.Duration) {
+	b.t.Helper()
+	b.Stop()
+	time.Sleep(down)
+	bin, _ := Binary()
+	b.start(bin)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -118,6 +119,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
+	sock := a.cfg.ControlSocket
+	if sock == "" {
+		sock = filepath.Join(a.cfg.DataDir, "ctl.sock")
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.serveControl(ctx, sock); err != nil {
+			a.log.Error("control socket", "err", err)
+		}
+	}()
 	for _, s := range a.slots {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.run(ctx) }()

@@ -37,6 +37,8 @@ type Config struct {
 	Debounce    wire.Duration `json:"debounce"`
 	LinkTimeout wire.Duration `json:"link_timeout"`
 	LinkRetries int           `json:"link_retries"`
+	// ControlSocket is the maintenance socket dockctl talks to (default: data_dir/ctl.sock).
+	ControlSocket string `json:"control_socket,omitempty"`
 	// ChargeCeiling stops charging at this percentage (long-life charging); 100 charges full.
 	ChargeCeiling int `json:"charge_ceiling"`
 

@@ -287,7 +287,7 @@ func TestLedgerVerifiesAndNamesTheFirstBadEntry(t *testing.T) {
 func TestReopenKeepsEveryRecord(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
-	const n = 30000
+	const n = 60000
 	wb := s.db.NewWriteBatch()
 	for i := 0; i < n; i++ {
 		r := Recording{ID: fmt.Sprintf("CAM%03d_%08d.mp4", i%50, i), Device: "CAM", Size: int64(i), SHA256: sum([]byte{byte(i)}), State: Spooled, Start: time.Unix(int64(i), 0)}

@@ -279,7 +279,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // Chunk is one piece of a recording: "DCK1" | uint16 id length | id | uint64 offset |
-// uint32 CRC32C of data | data.
+// uint32 CRC32C | data. The CRC covers id, offset and data, so a damaged header cannot
+// put good bytes in the wrong place.
 type Chunk struct {
 	Recording string
 	Offset    int64
@@ -296,8 +297,16 @@ func AppendChunk(dst []byte, c Chunk) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(c.Recording)))
 	dst = append(dst, c.Recording...)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Offset))
-	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(c.Data, castagnoli))
+	dst = binary.BigEndian.AppendUint32(dst, chunkCRC(c))
 	return append(dst, c.Data...)
+}
+
+func chunkCRC(c Chunk) uint32 {
+	var off [8]byte
+	binary.BigEndian.PutUint64(off[:], uint64(c.Offset))
+	crc := crc32.Update(0, castagnoli, []byte(c.Recording))
+	crc = crc32.Update(crc, castagnoli, off[:])
+	return crc32.Update(crc, castagnoli, c.Data)
 }
 
 // ErrBadChunk means a chunk payload is malformed or its CRC does not match.
@@ -320,7 +329,7 @@ func ParseChunk(b []byte) (Chunk, error) {
 	c.Offset = int64(off)
 	sum := binary.BigEndian.Uint32(b[6+n+8:])
 	c.Data = b[6+n+12:]
-	if crc32.Checksum(c.Data, castagnoli) != sum {
+	if chunkCRC(c) != sum {
 		return Chunk{}, fmt.Errorf("%w: crc32c mismatch at %s+%d", ErrBadChunk, c.Recording, c.Offset)
 	}
 	return c, nil

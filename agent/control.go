@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"dock/health"
+	"dock/queue"
+)
+
+// The control socket is the maintenance interface at the dock (dockctl): a local Unix
+// socket, root-only, never a network port. It shows state and takes acknowledgements;
+// it never serves footage.
+
+// QueueView is the control socket's queue summary.
+type QueueView struct {
+	Stats   queue.Stats       `json:"stats"`
+	Pending []queue.Recording `json:"pending"`
+}
+
+// LedgerCheck is the result of verifying the ledger's hash chain.
+type LedgerCheck struct {
+	Entries int    `json:"entries"`
+	OK      bool   `json:"ok"`
+	BadSeq  uint64 `json:"bad_seq,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (a *Agent) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /v1/slots", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, a.Telemetry().Slots, nil)
+	})
+	mux.HandleFunc("GET /v1/faults", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, a.Faults(), nil)
+	})
+	mux.HandleFunc("POST /v1/faults/ack", func(w http.ResponseWriter, r *http.Request) {
+		id, by := r.URL.Query().Get("id"), r.URL.Query().Get("by")
+		if by == "" {
+			by = "dockctl"
+		}
+		err := a.faultEvent(id, health.EvAck, by)
+		reply(w, map[string]string{"acknowledged": id}, err)
+	})
+	mux.HandleFunc("GET /v1/queue", func(w http.ResponseWriter, r *http.Request) {
+		st, err := a.store.Stats()
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		p, err := a.store.Pending(50)
+		reply(w, QueueView{Stats: st, Pending: p}, err)
+	})
+	mux.HandleFunc("GET /v1/ledger/verify", func(w http.ResponseWriter, r *http.Request) {
+		n, err := a.store.VerifyLedger()
+		c := LedgerCheck{Entries: n, OK: err == nil}
+		var bad *queue.BadEntry
+		if errors.As(err, &bad) {
+			c.BadSeq, c.Reason = bad.Seq, bad.Reason
+			err = nil
+		}
+		reply(w, c, err)
+	})
+	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, a.Settings(), nil)
+	})
+	return mux
+}
+
+// serveControl listens on the control socket until ctx ends.
+func (a *Agent) serveControl(ctx context.Context, path string) error {
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	srv := &http.Server{Handler: a.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+
+

@@ -1,0 +1,49 @@
+package agent_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The dock binary links no simulator, no central receiver, no test support.
+func TestDockBinaryDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "dock/agent/cmd/dockagent").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := strings.Fields(string(out))
+	forbidden := []string{"dock/board/sim", "dock/agent/simrun", "dock/uplink/central", "dock/uplink/mqtttest", "dock/hw/hwtest", "testing"}
+	for _, d := range deps {
+		for _, f := range forbidden {
+			if d == f {
+				t.Errorf("dockagent links %s", d)
+			}
+		}
+	}
+	// health stays pure: it imports only value-level standard packages.
+	out, err = exec.Command("go", "list", "-f", `{{join .Imports " "}}`, "dock/health").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pure := map[string]bool{"fmt": true, "time": true, "errors": true, "sort": true, "math": true, "strings": true}
+	for _, d := range strings.Fields(string(out)) {
+		if !pure[d] {
+			t.Errorf("health imports %s", d)
+		}
+	}
+}
+
+// Every package says what it owns.
+func TestEveryPackageHasADocComment(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}\t{{.Doc}}", "dock/...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, doc, _ := strings.Cut(line, "\t")
+		if strings.TrimSpace(doc) == "" {
+			t.Errorf("%s has no package doc comment", path)
+		}
+	}
+}

@@ -295,7 +295,7 @@ func (a *Agent) integrityFault(id string, r wire.ReceiptMsg) {
 
 // alertLoop sends each open fault's alert until maintenance acknowledges it.
 func (a *Agent) alertLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {

@@ -37,6 +37,10 @@ type slot struct {
 	charging bool
 }
 
+// presencePoll is how often a presence line is read besides its edges: a missed edge costs
+// at most this long, and an idle dock stays near zero CPU.
+const presencePoll = 2 * time.Second
+
 // slotDoc is a slot's persisted state.
 type slotDoc struct {
 	State  SlotState `json:"state"`
@@ -81,7 +85,7 @@ func (s *slot) setCharging(on bool) {
 }
 
 func (s *slot) run(ctx context.Context) {
-	presence := hw.WatchPresence(ctx, s.lines.Presence, time.Duration(s.a.cfg.Debounce), 500*time.Millisecond)
+	presence := hw.WatchPresence(ctx, s.lines.Presence, time.Duration(s.a.cfg.Debounce), presencePoll)
 	type running struct {
 		cancel context.CancelFunc
 		done   chan struct{}

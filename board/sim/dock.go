@@ -209,7 +209,7 @@ func (d *Dock) serve(s *Slot) {
 // tick advances charging on slots whose charger is on.
 func (d *Dock) tick() {
 	defer d.wg.Done()
-	const step = 200 * time.Millisecond
+	const step = time.Second
 	t := time.NewTicker(step)
 	defer t.Stop()
 	for {

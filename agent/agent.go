@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"dock/board"
@@ -32,6 +33,9 @@ type Agent struct {
 	settings Settings
 	slots    []*slot
 	faults   map[string]health.Fault // by fault id
+	metrics  *metrics
+
+	metricsAddr atomic.Value // string
 }
 
 // CheckBoard looks up every pin the board names and reports all that are missing, naming
@@ -87,9 +91,14 @@ func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *
 		}
 		a.slots = append(a.slots, s)
 	}
+	a.metrics = newMetrics(a)
 	if up != nil {
 		a.sender = uplink.NewSender(up, store, log)
 		a.sender.OnIntegrity = a.integrityFault
+		a.sender.OnVerified = func(r queue.Recording) {
+			a.metrics.verified.Inc()
+			a.metrics.verifiedBytes.Add(float64(r.Size))
+		}
 	}
 	return a, nil
 }
@@ -130,6 +139,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error("control socket", "err", err)
 		}
 	}()
+	if a.cfg.MetricsAddr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.serveMetrics(ctx, a.cfg.MetricsAddr); err != nil {
+				a.log.Error("metrics endpoint", "addr", a.cfg.MetricsAddr, "err", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.watchdog(ctx) }()
 	for _, s := range a.slots {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.run(ctx) }()
@@ -289,6 +309,7 @@ func (a *Agent) Faults() []health.Fault {
 }
 
 func (a *Agent) integrityFault(id string, r wire.ReceiptMsg) {
+	a.metrics.integrityFault.Inc()
 	rec, _ := a.store.Get(id)
 	a.raise(-1, a.cfg.Dock, health.Verdict{Code: "integrity", Detail: fmt.Sprintf("central receipt for %s: sha256 %s size %d error %q; dock has %s size %d", id, r.SHA256, r.Size, r.Error, rec.SHA256, rec.Size)})
 }

@@ -39,6 +39,8 @@ type Config struct {
 	LinkRetries int           `json:"link_retries"`
 	// ControlSocket is the maintenance socket dockctl talks to (default: data_dir/ctl.sock).
 	ControlSocket string `json:"control_socket,omitempty"`
+	// MetricsAddr serves Prometheus metrics on a local address ("" disables).
+	MetricsAddr string `json:"metrics_addr"`
 	// ChargeCeiling stops charging at this percentage (long-life charging); 100 charges full.
 	ChargeCeiling int `json:"charge_ceiling"`
 
@@ -54,7 +56,7 @@ func DefaultConfig() Config {
 		CameraPassword: "000000", SpoolReserve: 512 << 20,
 		Poll: wire.Duration(30 * time.Second), Debounce: wire.Duration(50 * time.Millisecond),
 		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100,
-		Team: "unassigned", Thresholds: health.DefaultThresholds(),
+		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464",
 	}
 }
 

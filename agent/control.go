@@ -103,6 +103,3 @@ func (a *Agent) serveControl(ctx context.Context, path string) error {
 	}
 	return nil
 }
-
-
-

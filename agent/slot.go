@@ -401,6 +401,8 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		}
 		return rec, err
 	}
+	s.a.metrics.offloaded.Inc()
+	s.a.metrics.offloadBytes.Add(float64(rec.Size))
 	s.log.Info("recording offloaded", "recording", rid, "bytes", rec.Size, "sha256", rec.SHA256, "hold", rec.Hold)
 	s.a.kick()
 	return rec, nil

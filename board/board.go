@@ -22,7 +22,13 @@ type Slot struct {
 type Board struct {
 	Name        string
 	Description string
-	Slots       []Slot
+	// Model is a substring of the device tree's model (/proc/device-tree/model) that
+	// identifies the board; the smoke test refuses to drive pins on another board.
+	Model string
+	// Thermal is the sysfs file of the board's temperature in millidegrees, optional:
+	// where it is absent the agent reports no board temperature and carries on.
+	Thermal string
+	Slots   []Slot
 }
 
 var known = map[string]Board{}

@@ -11,6 +11,8 @@ package board
 var CM4Dock = register(Board{
 	Name:        "rpi-cm4-dock4",
 	Description: "Raspberry Pi CM4 carrier, 4 bays",
+	Model:       "Raspberry Pi Compute Module 4",
+	Thermal:     "/sys/class/thermal/thermal_zone0/temp",
 	Slots: []Slot{
 		{Presence: "GPIO5", Charge: "GPIO6", Fault: "GPIO13", Serial: "/dev/dock/bay0", Baud: 115200, Mount: "/run/dock/bay0"},
 		{Presence: "GPIO19", Charge: "GPIO26", Fault: "GPIO12", Serial: "/dev/dock/bay1", Baud: 115200, Mount: "/run/dock/bay1"},

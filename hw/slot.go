@@ -3,10 +3,13 @@ package hw
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/host/v3/gpioioctl"
 )
 
 // SlotLines are the three GPIO lines of one camera slot.
@@ -19,25 +22,41 @@ type SlotLines struct {
 	Fault    gpio.PinOut
 }
 
-// LookupLines finds the named pins in periph's registry. The error names every missing pin.
+// Pin finds a GPIO line by name: a name periph registered ("GPIO17"), or, for lines the
+// kernel left unnamed, "gpiochipN/LINE" on the GPIO character device. nil if absent.
+func Pin(name string) gpio.PinIO {
+	if chip, line, ok := strings.Cut(name, "/"); ok && strings.HasPrefix(chip, "gpiochip") {
+		n, err := strconv.Atoi(line)
+		if err != nil {
+			return nil
+		}
+		for _, c := range gpioioctl.Chips {
+			if c.Name() == chip {
+				if l := c.ByNumber(n); l != nil {
+					return l
+				}
+			}
+		}
+		return nil
+	}
+	if p := gpioreg.ByName(name); p != nil {
+		return p
+	}
+	return nil
+}
+
+// LookupLines finds a slot's pins. The error names every missing pin.
 func LookupLines(presence, charge, fault string) (SlotLines, error) {
 	var l SlotLines
 	var missing []string
-	if p := gpioreg.ByName(presence); p != nil {
-		l.Presence = p
-	} else {
-		missing = append(missing, presence)
+	find := func(name string) gpio.PinIO {
+		p := Pin(name)
+		if p == nil {
+			missing = append(missing, name)
+		}
+		return p
 	}
-	if p := gpioreg.ByName(charge); p != nil {
-		l.Charge = p
-	} else {
-		missing = append(missing, charge)
-	}
-	if p := gpioreg.ByName(fault); p != nil {
-		l.Fault = p
-	} else {
-		missing = append(missing, fault)
-	}
+	l.Presence, l.Charge, l.Fault = find(presence), find(charge), find(fault)
 	if len(missing) > 0 {
 		return SlotLines{}, fmt.Errorf("gpio pins not found: %v", missing)
 	}

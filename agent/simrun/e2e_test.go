@@ -2,6 +2,10 @@ package simrun
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"log/slog"
 	"os"
 	"testing"
@@ -70,5 +74,22 @@ func TestDockOffloadUploadVerifyEmbeddedBroker(t *testing.T) {
 	}
 	if n, err := h.Store.VerifyLedger(); err != nil || n == 0 {
 		t.Fatalf("ledger: %d entries, %v", n, err)
+	}
+	// The metrics endpoint tells the same story.
+	resp, err := http.Get("http://" + h.Agent.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf("dock_offload_recordings_total %d", len(want)),
+		`dock_slot_state{slot="1",state="out-of-service"} 1`,
+		`dock_faults{code="battery-worn",state=`,
+		`dock_queue_recordings{state="freed"} 4`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

@@ -92,6 +92,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	cfg.Poll = wire.Duration(time.Second)
 	cfg.SpoolReserve = 64 << 20
 	cfg.LinkTimeout = wire.Duration(300 * time.Millisecond)
+	cfg.MetricsAddr = "127.0.0.1:0"
 	if o.Config != nil {
 		o.Config(&cfg)
 	}

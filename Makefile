@@ -3,13 +3,16 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X dock/agent.Version=$(VERSION)
+# Debian versions start with a digit: 0.1.0+git<commits>.g<hash> until releases are tagged.
+PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null); if [ -n "$$v" ]; then echo $${v\#v}; else echo 0.1.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).g$$(git rev-parse --short HEAD 2>/dev/null || echo 0); fi)
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 OUT := build/out
 DEMO_DIR ?= $(OUT)/demo
-PROGRAMS := dockagent central dockctl
+PROGRAMS := dockagent central dockctl docksmoke
 ARM_PKGS := ./queue/ ./health/ ./hw/... ./board/... ./uplink/wire/
 export CGO_ENABLED ?= 0
 
-.PHONY: demo test test-unit test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
+.PHONY: package test-package demo test test-unit test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
 
 demo: ## the agent on a simulated dock, end to end; exits by itself
 	$(GO) run -ldflags "-X dock/agent.Version=$(VERSION)" ./agent/cmd/dockdemo -dir $(DEMO_DIR)
@@ -17,7 +20,7 @@ demo: ## the agent on a simulated dock, end to end; exits by itself
 deps:
 	@bash build/deps.sh
 
-test: deps test-unit fuzz-smoke test-arm test-cross ## everything CI runs
+test: deps test-unit fuzz-smoke test-arm test-cross test-package ## everything CI runs
 
 test-unit:
 	$(GO) vet ./...
@@ -61,6 +64,23 @@ bench-uplink: ## upload through mosquitto against nginx PUT and raw TCP
 
 footprint: cross ## binary sizes, idle CPU, RSS idle and busy
 	bash build/footprint.sh
+
+package: cross ## .deb packages for armhf, arm64 and amd64 (nfpm), version from git
+	@for t in arm:armhf arm64:arm64 amd64:amd64; do \
+	  sed -e "s|\$${ARCH}|$${t##*:}|; s|\$${GOARCH_DIR}|$${t%%:*}|g; s|\$${VERSION}|$(PKG_VERSION)|" build/package/nfpm.yaml > $(OUT)/nfpm-$${t##*:}.yaml; \
+	  $(GO) run $(NFPM) pkg --packager deb --config $(OUT)/nfpm-$${t##*:}.yaml --target $(OUT)/ || exit 1; \
+	done
+
+# The packages hold what they must, for every architecture.
+test-package: package
+	@for a in armhf arm64 amd64; do \
+	  deb=$$(ls $(OUT)/dock-agent_*_$$a.deb | tail -1); list=$$(dpkg-deb -c $$deb); \
+	  for f in ./usr/bin/dockagent ./usr/bin/dockctl ./lib/systemd/system/dock-agent.service ./etc/dock-agent/config.json ./var/lib/dock-agent/ ./lib/udev/rules.d/70-dock-bays.rules; do \
+	    grep -q " $$f$$" <<< "$$list" || { echo "$$deb lacks $$f"; exit 1; }; \
+	  done; \
+	  [ "$$(dpkg-deb -f $$deb Architecture)" = $$a ] || { echo "$$deb is not $$a"; exit 1; }; \
+	  echo "$$deb: contents and architecture ok"; \
+	done
 
 clean:
 	chmod -R u+w $(OUT) 2>/dev/null || true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -36,6 +37,7 @@ type Agent struct {
 	metrics  *metrics
 
 	metricsAddr atomic.Value // string
+	thermalOnce sync.Once
 }
 
 // CheckBoard looks up every pin the board names and reports all that are missing, naming
@@ -406,6 +408,25 @@ func (a *Agent) exportLedger(ctx context.Context, seq uint64) uint64 {
 	return seq
 }
 
+// boardTemp reads the board's thermal sensor. The sensor is optional: a board without one
+// (or a read that fails) reports no temperature, logged once, and the agent carries on.
+func (a *Agent) boardTemp() *float64 {
+	if a.board.Thermal == "" {
+		return nil
+	}
+	b, err := os.ReadFile(a.board.Thermal)
+	var milli float64
+	if err == nil {
+		_, err = fmt.Sscan(string(b), &milli)
+	}
+	if err != nil {
+		a.thermalOnce.Do(func() { a.log.Warn("board temperature unavailable", "sensor", a.board.Thermal, "err", err) })
+		return nil
+	}
+	c := milli / 1000
+	return &c
+}
+
 // Telemetry is the dock's report of its slots and queue now.
 func (a *Agent) Telemetry() wire.TelemetryMsg {
 	t := wire.TelemetryMsg{Time: a.now(), Config: a.Settings().Version}
@@ -421,5 +442,6 @@ func (a *Agent) Telemetry() wire.TelemetryMsg {
 	if free, err := a.store.Spool().FreeBytes(); err == nil {
 		t.Queue.SpoolFree = free
 	}
+	t.BoardTempC = a.boardTemp()
 	return t
 }

@@ -113,6 +113,8 @@ type TelemetryMsg struct {
 	Slots  []SlotTelemetry `json:"slots"`
 	Queue  QueueTelemetry  `json:"queue"`
 	Config int64           `json:"config_version"`
+	// BoardTempC is the dock board's temperature, where the board exposes one.
+	BoardTempC *float64 `json:"board_temp_c,omitempty"`
 }
 
 // AlertMsg is a fault alert for maintenance. It is sent again until acknowledged.

@@ -133,6 +133,22 @@ func TestOffloadCutShortLeavesNothing(t *testing.T) {
 	}
 }
 
+// A crash between the spool file's rename and its commit leaves a file with no record;
+// the next offload of that recording must not be blocked by it.
+func TestOffloadReplacesUncommittedSpoolFile(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	data := footage(5000, 3)
+	rec := Recording{ID: "CAM_orphan.mp4", Size: int64(len(data))}
+	if _, err := s.spool.Write(context.Background(), rec, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded})
+	if err != nil || r.SHA256 != sum(data) {
+		t.Fatalf("offload over an orphan: %+v, %v", r, err)
+	}
+}
+
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("I/O error on camera storage") }

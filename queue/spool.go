@@ -219,6 +219,14 @@ func (s *Spool) open(rec Recording) (*Footage, error) {
 	return &Footage{SectionReader: io.NewSectionReader(f, headerSize, rec.Size), f: f}, nil
 }
 
+// removeOrphan deletes the spool file of id, which the caller knows has no record.
+func (s *Spool) removeOrphan(id string) error {
+	if _, err := os.Stat(s.path(id)); err != nil {
+		return nil
+	}
+	return s.remove(id)
+}
+
 func (s *Spool) remove(id string) error {
 	p := s.path(id)
 	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {

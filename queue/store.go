@@ -586,6 +586,11 @@ func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Ev
 	if old, err := s.Get(rec.ID); err == nil {
 		return old, nil // already durable: a restart mid-offload, the camera's copy may go
 	}
+	// A spool file without a record is a copy a crash cut off before its commit; the
+	// camera still holds the original (it is deleted only after the commit), so copy again.
+	if err := s.spool.removeOrphan(rec.ID); err != nil {
+		return rec, err
+	}
 	r, err := s.spool.Write(ctx, rec, src)
 	if err != nil {
 		return rec, err

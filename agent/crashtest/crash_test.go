@@ -1,0 +1,196 @@
+package crashtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"dock/agent/simrun"
+	"dock/board/sim"
+	"dock/queue"
+	"dock/uplink/central"
+	"dock/uplink/mqtttest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// kills is how many SIGKILLs a run deals: a handful in make test, hundreds in test-long.
+func kills() int {
+	if os.Getenv("DOCK_LONG") != "" {
+		return 120
+	}
+	return 6
+}
+
+// TestSIGKILLLosesNothing kills the agent (docksim: the real agent plus the simulated dock)
+// at random moments of offload, commit, camera delete, upload and free, restarts it, and
+// checks after every kill that each recording is on its camera, in the dock's spool with
+// the camera's hash, or verified at central; at the end that all of them reached central
+// exactly once with matching hashes, the cameras are empty and the ledger verifies.
+func TestSIGKILLLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "docksim")
+	if out, err := exec.Command("go", "build", "-o", bin, "dock/agent/cmd/docksim").CombinedOutput(); err != nil {
+		t.Fatalf("build docksim: %v\n%s", err, out)
+	}
+	mq := mqtttest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	store := central.FileStore{Dir: filepath.Join(dir, "central")}
+	rcv, err := central.Start(ctx, central.Options{Broker: mq.URL, ClientID: "central-crash", Store: store, ChunkSize: 64 << 10, Window: 8}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+
+	// The cameras exist before the first run; every run's script reopens them.
+	want := simrun.Footage{}
+	cams := map[string]*sim.Camera{}
+	script := ""
+	for i, serial := range []string{"CAM-K1", "CAM-K2", "CAM-K3"} {
+		st := sim.DefaultCamera(serial, "OF-"+serial, "unit-1")
+		cam, err := sim.NewCamera(filepath.Join(dir, "run", "cameras", serial), st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cam.Generate(8, 1536<<10, uint64(100+i), time.Now().Add(-time.Hour), map[int]string{3: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		fp, err := simrun.HashFootage(cam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range fp {
+			want[k] = v
+		}
+		cams[serial] = cam
+		script += fmt.Sprintf("camera %s\ndock %d %s\n", serial, i, serial)
+	}
+	scriptPath := filepath.Join(dir, "script")
+	if err := os.WriteFile(scriptPath, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
+	defer logf.Close()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "-dir", filepath.Join(dir, "run"), "-broker", mq.URL, "-central=false", "-script", scriptPath, "-stay", "-poll-ms", "300")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t.Logf("seed %d, %d kills", seed, kills())
+	for i := 0; i < kills(); i++ {
+		cmd := start()
+		time.Sleep(time.Duration(150+rng.IntN(1500)) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		checkNothingLost(t, filepath.Join(dir, "run", "dock"), store, cams, want)
+	}
+
+	// A last run without kills: everything must arrive.
+	cmd := start()
+	wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
+	err = simrun.WaitCentral(wctx, store, want)
+	if err == nil {
+		err = simrun.WaitFor(wctx, "cameras empty", func() bool {
+			for _, c := range cams {
+				if n := countFiles(c.Footage()); n > 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	wcancel()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
+		t.Fatalf("%v\nagent log tail:\n%s", err, tail(string(log), 4000))
+	}
+
+	q, err := queue.Open(filepath.Join(dir, "run", "dock"), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	n, err := q.VerifyLedger()
+	if err != nil {
+		t.Fatalf("ledger after %d kills: %v", kills(), err)
+	}
+	stored, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(want) || countFiles(filepath.Join(dir, "central", "recordings")) != len(want) {
+		t.Fatalf("central holds %d recordings (%d footage files), want %d: stored twice or lost", len(stored), countFiles(filepath.Join(dir, "central", "recordings")), len(want))
+	}
+	t.Logf("%d kills survived: %d recordings at central, verified; ledger of %d entries intact", kills(), len(want), n)
+}
+
+// checkNothingLost asserts invariant 1 with the agent dead: each recording is on its
+// camera, or recorded in the dock's queue with the camera's hash and its spool file
+// present (until verified), or verified at central.
+func checkNothingLost(t *testing.T, dockDir string, store central.Storage, cams map[string]*sim.Camera, want simrun.Footage) {
+	t.Helper()
+	q, err := queue.Open(dockDir, quiet())
+	if err != nil {
+		t.Fatalf("reopen after SIGKILL: %v", err)
+	}
+	defer q.Close()
+	if _, err := q.VerifyLedger(); err != nil {
+		t.Fatalf("ledger after SIGKILL: %v", err)
+	}
+	for id, sum := range want {
+		if s, ok, _ := store.Lookup(id); ok && s.SHA256 == sum {
+			continue
+		}
+		r, err := q.Get(id)
+		if err == nil {
+			if r.SHA256 != sum {
+				t.Fatalf("%s in the queue with hash %s, camera had %s", id, r.SHA256, sum)
+			}
+			if _, err := os.Stat(filepath.Join(dockDir, "spool", id+".rec")); err != nil {
+				t.Fatalf("%s is %s in the queue but its spool file is gone and central lacks it", id, r.State)
+			}
+			continue
+		}
+		serial, name, _ := strings.Cut(id, "_")
+		got, err := simrun.HashFile(filepath.Join(cams[serial].Footage(), name))
+		if err != nil || got != sum {
+			t.Fatalf("%s LOST: not at central, not in the queue, not on the camera (%v)", id, err)
+		}
+	}
+}
+
+func countFiles(dir string) int {
+	n := 0
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() && !strings.HasSuffix(p, ".json") && !strings.HasSuffix(p, ".sha256") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -310,6 +310,20 @@ func (a *Agent) Faults() []health.Fault {
 	return out
 }
 
+// spaceReturned clears the dock's spool-full condition once offload has room again. It is
+// a condition of the dock, not a device fault: nothing goes for repair.
+func (a *Agent) spaceReturned() {
+	id := health.FaultID(a.cfg.Dock, "spool-full")
+	a.mu.RLock()
+	f, ok := a.faults[id]
+	a.mu.RUnlock()
+	if ok && f.State != health.Cleared {
+		if err := a.faultEvent(id, health.EvClear, "dock: spool space returned"); err != nil {
+			a.log.Error("clear spool-full", "err", err)
+		}
+	}
+}
+
 func (a *Agent) integrityFault(id string, r wire.ReceiptMsg) {
 	a.metrics.integrityFault.Inc()
 	rec, _ := a.store.Get(id)

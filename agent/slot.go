@@ -354,6 +354,10 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		if errors.Is(err, queue.ErrNotFound) {
 			rec, err = s.copy(ctx, f, rid, id, officer, drift, settings)
 		}
+		if errors.Is(err, errSpoolFull) {
+			s.log.Warn("offload paused: spool at its reserve; footage stays on the camera")
+			return
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("offload", "recording", f.Name, "err", err)
@@ -384,6 +388,7 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		s.a.raise(-1, s.a.cfg.Dock, health.Verdict{Code: "spool-full", Detail: fmt.Sprintf("%d bytes free, reserve %d, next recording %d: offload paused, footage stays on cameras", free, s.a.cfg.SpoolReserve, f.Size)})
 		return queue.Recording{}, fmt.Errorf("%s: %w", f.Name, errSpoolFull)
 	}
+	s.a.spaceReturned()
 	src, err := os.Open(filepath.Join(s.def.Mount, f.Name))
 	if err != nil {
 		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "open on camera: " + err.Error()})

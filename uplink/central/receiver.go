@@ -163,6 +163,11 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 		r.mu.Lock()
 		r.status[dock] = s
 		r.mu.Unlock()
+		if s.State == "online" {
+			// A dock that (re)appears, or one this receiver just learned of from the
+			// retained status: let it upload what it holds.
+			return r.grant(ctx, dock)
+		}
 	case wire.TopicBacklog:
 		var b wire.BacklogMsg
 		if err := json.Unmarshal(p, &b); err != nil {

@@ -67,6 +67,9 @@ func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *
 	if ok, err := store.GetDoc("config", "central", &saved); err != nil {
 		return nil, fmt.Errorf("load settings: %w", err)
 	} else if ok {
+		if saved.DockLimits == (health.DockLimits{}) {
+			saved.DockLimits = health.DefaultDockLimits() // saved by a version without them
+		}
 		a.settings = saved
 	}
 	if err := store.Docs("fault", func(id string, raw []byte) error {
@@ -150,8 +153,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); a.watchdog(ctx) }()
+	go func() { defer wg.Done(); a.selfHealth(ctx, 15*time.Second) }()
 	for _, s := range a.slots {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.run(ctx) }()

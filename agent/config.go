@@ -39,6 +39,8 @@ type Config struct {
 	LinkRetries int           `json:"link_retries"`
 	// ControlSocket is the maintenance socket dockctl talks to (default: data_dir/ctl.sock).
 	ControlSocket string `json:"control_socket,omitempty"`
+	// ShiftDrawMAh is a camera's draw per hour of recording, for the 12-hour-shift verdict.
+	ShiftDrawMAh int `json:"shift_draw_mah"`
 	// MetricsAddr serves Prometheus metrics on a local address ("" disables).
 	MetricsAddr string `json:"metrics_addr"`
 	// ChargeCeiling stops charging at this percentage (long-life charging); 100 charges full.
@@ -56,7 +58,7 @@ func DefaultConfig() Config {
 		CameraPassword: "000000", SpoolReserve: 512 << 20,
 		Poll: wire.Duration(30 * time.Second), Debounce: wire.Duration(50 * time.Millisecond),
 		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100,
-		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464",
+		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464", ShiftDrawMAh: 200,
 	}
 }
 
@@ -77,6 +79,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("poll %s under 100ms", time.Duration(c.Poll))
 	case time.Duration(c.LinkTimeout) < 10*time.Millisecond || c.LinkRetries < 0:
 		return fmt.Errorf("link_timeout or link_retries out of range")
+	case c.ShiftDrawMAh < 1 || c.ShiftDrawMAh > 5000:
+		return fmt.Errorf("shift_draw_mah %d not in 1..5000", c.ShiftDrawMAh)
 	case c.ChargeCeiling < 50 || c.ChargeCeiling > 100:
 		return fmt.Errorf("charge_ceiling %d not in 50..100", c.ChargeCeiling)
 	}
@@ -107,10 +111,11 @@ type Settings struct {
 	AlertEvery         time.Duration     `json:"alert_every"`
 	TelemetryEvery     time.Duration     `json:"telemetry_every"`
 	DeleteAfterReceipt bool              `json:"delete_after_receipt"`
+	DockLimits         health.DockLimits `json:"dock_limits"`
 }
 
 func initialSettings(c Config) Settings {
-	return Settings{Team: c.Team, Thresholds: c.Thresholds, AlertEvery: 30 * time.Second, TelemetryEvery: 10 * time.Second}
+	return Settings{Team: c.Team, Thresholds: c.Thresholds, AlertEvery: 30 * time.Second, TelemetryEvery: 10 * time.Second, DockLimits: health.DefaultDockLimits()}
 }
 
 var personID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

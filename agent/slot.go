@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"periph.io/x/conn/v3/gpio"
+
 	"dock/board"
 	"dock/health"
 	"dock/hw"
@@ -35,6 +37,16 @@ type slot struct {
 	battery  *health.Battery
 	storage  *health.Storage
 	charging bool
+	// Charge progress: the highest charge seen while charging, and since when.
+	chargeTop   int
+	chargeSince time.Time
+	// This docking's offload outcome, for the health rules.
+	readErrors int
+	leftOn     int
+	leftWhy    string
+	prevBad    *int
+	sampled    bool
+	serviceDue time.Time
 }
 
 // presencePoll is how often a presence line is read besides its edges: a missed edge costs
@@ -80,6 +92,9 @@ func (s *slot) setCharging(on bool) {
 		return
 	}
 	s.mu.Lock()
+	if on && !s.charging {
+		s.chargeTop, s.chargeSince = -1, s.a.now()
+	}
 	s.charging = on
 	s.mu.Unlock()
 }
@@ -131,6 +146,7 @@ func (s *slot) removed() {
 	}
 	s.mu.Lock()
 	s.device, s.officer, s.battery, s.storage = "", "", nil, nil
+	s.readErrors, s.leftOn, s.leftWhy, s.prevBad, s.sampled, s.serviceDue = 0, 0, "", nil, false, time.Time{}
 	s.mu.Unlock()
 }
 
@@ -172,8 +188,13 @@ func (s *slot) session(ctx context.Context) {
 	if o, ok := settings.Officers[id.Serial]; ok {
 		officer = o
 	}
+	dev := s.a.device(id.Serial)
 	s.mu.Lock()
 	s.device, s.officer = id.Serial, officer
+	if n := len(dev.History); n > 0 {
+		prev := dev.History[n-1].BadBlocks
+		s.prevBad = &prev
+	}
 	s.mu.Unlock()
 	s.log = s.log.With("device", id.Serial)
 	if err := s.move(EvIdentified, fmt.Sprintf("%s %s fw %s officer %s", id.Serial, id.Model, id.Firmware, officer)); err != nil {
@@ -193,6 +214,7 @@ func (s *slot) session(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	s.evaluate(ctx, link, &failures, 0)
 	s.settle(ctx, link)
 
 	poll := time.NewTicker(time.Duration(s.a.cfg.Poll))
@@ -203,7 +225,6 @@ func (s *slot) session(ctx context.Context) {
 			return
 		case <-poll.C:
 		}
-		s.evaluate(ctx, link, &failures, 0)
 		s.mu.Lock()
 		st := s.state
 		s.mu.Unlock()
@@ -213,6 +234,9 @@ func (s *slot) session(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+		}
+		s.evaluate(ctx, link, &failures, 0)
+		if st == Charging || st == OutOfService {
 			s.settle(ctx, link)
 		}
 	}
@@ -224,6 +248,7 @@ func (s *slot) evaluate(ctx context.Context, link *camlink.Link, failures *int, 
 	s.mu.Lock()
 	device := s.device
 	r.Charging = s.charging
+	r.ReadErrors, r.LeftOnCamera, r.LeftWhy, r.PrevBadBlocks = s.readErrors, s.leftOn, s.leftWhy, s.prevBad
 	s.mu.Unlock()
 	settings := s.a.Settings()
 	r.Blocked = settings.Blocked[device]
@@ -241,14 +266,32 @@ func (s *slot) evaluate(ctx context.Context, link *camlink.Link, failures *int, 
 	if ctx.Err() != nil {
 		return
 	}
+	now := s.a.now()
 	s.mu.Lock()
 	if r.Battery != nil {
 		s.battery = r.Battery
+		if s.charging {
+			if r.Battery.ChargePct > s.chargeTop {
+				s.chargeTop, s.chargeSince = r.Battery.ChargePct, now
+			}
+			r.ChargeFlatFor = now.Sub(s.chargeSince)
+		}
 	}
 	if r.Storage != nil {
 		s.storage = r.Storage
 	}
+	sample := !s.sampled && r.Battery != nil && r.Storage != nil
+	s.sampled = s.sampled || sample
 	s.mu.Unlock()
+	if sample {
+		// One history sample per docking, from its first complete reading.
+		s.a.recordDocking(device, health.Sample{Time: now, HealthPct: r.Battery.HealthPct(), Cycles: r.Battery.Cycles, BadBlocks: r.Storage.BadBlocks, Errors: r.Storage.Errors})
+		if due, ok := health.PredictCrossing(s.a.device(device).History, settings.Thresholds.MinBatteryHealthPct); ok {
+			s.mu.Lock()
+			s.serviceDue = due
+			s.mu.Unlock()
+		}
+	}
 	verdicts := health.Evaluate(r, settings.Thresholds, s.a.openFaults(device))
 	chargeOff := false
 	for _, v := range verdicts {
@@ -333,6 +376,22 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: "list: " + err.Error()})
 		return
 	}
+	readErrors, kept, left := 0, 0, 0
+	var lastErr error
+	defer func() {
+		if ctx.Err() != nil {
+			return
+		}
+		why := ""
+		if readErrors > 0 {
+			why = fmt.Sprintf("%d could not be read: %v", readErrors, lastErr)
+		} else if left > kept {
+			why = fmt.Sprintf("the camera refused to delete %d: %v", left-kept, lastErr)
+		}
+		s.mu.Lock()
+		s.readErrors, s.leftOn, s.leftWhy = readErrors, left, why
+		s.mu.Unlock()
+	}()
 	if len(files) == 0 {
 		return
 	}
@@ -356,20 +415,28 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		}
 		if errors.Is(err, errSpoolFull) {
 			s.log.Warn("offload paused: spool at its reserve; footage stays on the camera")
+			left, kept = len(files), len(files) // the dock's choice, under the spool-full fault
 			return
 		}
 		if err != nil {
+			if ctx.Err() == nil && s.lines.Presence.Read() == gpio.Low {
+				return // pulled out: the session ends, nothing is the camera's fault
+			}
 			if ctx.Err() == nil {
 				s.log.Error("offload", "recording", f.Name, "err", err)
+				readErrors, lastErr = readErrors+1, err
+				left++
 			}
 			continue
 		}
 		// The dock's copy is durable (file, directory and the synced Badger commit).
 		if settings.DeleteAfterReceipt && rec.State != queue.Verified && rec.State != queue.Freed {
+			left, kept = left+1, kept+1
 			continue // policy: the camera keeps it until central's receipt
 		}
 		if err := link.Delete(ctx, f.Name, f.Size); err != nil {
 			s.log.Warn("camera copy not freed", "recording", f.Name, "err", err)
+			left, lastErr = left+1, err
 			continue
 		}
 		_ = s.a.store.Record(queue.Event{Kind: queue.EvCameraFree, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "camera copy deleted; dock copy " + string(rec.State)})
@@ -419,7 +486,10 @@ func (s *slot) telemetry() wire.SlotTelemetry {
 	t := wire.SlotTelemetry{Slot: s.index, State: string(s.state), Device: s.device, Officer: s.officer, Charging: s.charging}
 	if b := s.battery; b != nil {
 		t.Battery = &wire.Battery{ChargePct: b.ChargePct, HealthPct: b.HealthPct(), TempC: b.TempC, Cycles: b.Cycles, VoltageMV: b.VoltageMV}
+		lasts := health.LastsShift(*b, 12*time.Hour, s.a.cfg.ShiftDrawMAh)
+		t.LastsShift = &lasts
 	}
+	t.ServiceDue = s.serviceDue
 	if st := s.storage; st != nil {
 		t.Storage = &wire.Storage{Capacity: st.Capacity, Free: st.Free, BadBlocks: st.BadBlocks, WearPct: st.WearPct, Errors: st.Errors}
 	}

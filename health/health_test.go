@@ -40,6 +40,14 @@ func TestEvaluate(t *testing.T) {
 		{"clock behind", Reading{ClockDrift: -11 * time.Minute}, nil, []Code{ClockDrift}, false},
 		{"clock close", Reading{ClockDrift: 9 * time.Minute}, nil, nil, false},
 		{"blocked", Reading{Blocked: true, Battery: good}, nil, []Code{Blocked}, false},
+		{"charge stalled", Reading{Battery: good, Charging: true, ChargeFlatFor: 21 * time.Minute}, nil, []Code{ChargeStalled}, true},
+		{"charge flat but full", Reading{Battery: &Battery{ChargePct: 100, FullMAh: 2900, DesignMAh: 3000, TempC: 25}, Charging: true, ChargeFlatFor: time.Hour}, nil, nil, false},
+		{"charge slow but moving", Reading{Battery: good, Charging: true, ChargeFlatFor: 5 * time.Minute}, nil, nil, false},
+		{"bad blocks grew", Reading{Storage: &Storage{BadBlocks: 30}, PrevBadBlocks: intp(12)}, nil, []Code{BadBlockGrowth}, false},
+		{"bad blocks steady", Reading{Storage: &Storage{BadBlocks: 30}, PrevBadBlocks: intp(25)}, nil, nil, false},
+		{"read errors", Reading{ReadErrors: 1}, nil, []Code{ReadErrors}, false},
+		{"left on camera with reason", Reading{LeftOnCamera: 3, LeftWhy: "sizes on the camera differ from its list"}, nil, []Code{NotEmptied}, false},
+		{"left on camera by policy", Reading{LeftOnCamera: 3}, nil, nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +67,72 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("charge off = %v, want %v", off, tc.chargeOff)
 			}
 		})
+	}
+}
+
+func intp(i int) *int { return &i }
+
+func TestPredictCrossing(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	falling := []Sample{{Time: t0, HealthPct: 90}, {Time: t0.Add(10 * day), HealthPct: 89}, {Time: t0.Add(20 * day), HealthPct: 88}}
+	when, ok := PredictCrossing(falling, 70)
+	// One point per 10 days from 90: 70 is reached after 200 days.
+	if !ok || when.Sub(t0.Add(200*day)).Abs() > day {
+		t.Fatalf("crossing %v %v, want about %v", when, ok, t0.Add(200*day))
+	}
+	if _, ok := PredictCrossing(falling[:2], 70); ok {
+		t.Error("predicted from two samples")
+	}
+	steady := []Sample{{Time: t0, HealthPct: 90}, {Time: t0.Add(10 * day), HealthPct: 90}, {Time: t0.Add(20 * day), HealthPct: 91}}
+	if _, ok := PredictCrossing(steady, 70); ok {
+		t.Error("predicted a crossing for a battery that is not wearing")
+	}
+}
+
+func TestLastsShift(t *testing.T) {
+	tests := []struct {
+		b    Battery
+		want bool
+	}{
+		{Battery{ChargePct: 100, FullMAh: 3000}, true},  // 3000 >= 12*200
+		{Battery{ChargePct: 70, FullMAh: 3000}, false},  // 2100 < 2400
+		{Battery{ChargePct: 100, FullMAh: 2000}, false}, // worn
+	}
+	for _, tc := range tests {
+		if got := LastsShift(tc.b, 12*time.Hour, 200); got != tc.want {
+			t.Errorf("LastsShift(%+v) = %v", tc.b, got)
+		}
+	}
+}
+
+func TestEvaluateDock(t *testing.T) {
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	hot := 85.0
+	l := DefaultDockLimits()
+	tests := []struct {
+		name string
+		r    DockReading
+		want []Code
+	}{
+		{"all well", DockReading{Now: now, Since: now.Add(-48 * time.Hour), LastDocked: map[string]time.Time{"CAM-1": now.Add(-2 * time.Hour)}}, nil},
+		{"broker down long", DockReading{Now: now, BrokerDownFor: time.Hour}, []Code{BrokerUnreachable}},
+		{"backlog old", DockReading{Now: now, OldestPending: now.Add(-25 * time.Hour)}, []Code{BacklogStale}},
+		{"board hot", DockReading{Now: now, BoardC: &hot}, []Code{BoardHot}},
+		{"device late", DockReading{Now: now, Since: now.Add(-72 * time.Hour), LastDocked: map[string]time.Time{"CAM-1": now.Add(-30 * time.Hour)}}, []Code{NotDocked}},
+		{"device never seen, dock new", DockReading{Now: now, Since: now.Add(-time.Hour), LastDocked: map[string]time.Time{"CAM-1": {}}}, nil},
+		{"device never seen, dock old", DockReading{Now: now, Since: now.Add(-25 * time.Hour), LastDocked: map[string]time.Time{"CAM-1": {}}}, []Code{NotDocked}},
+	}
+	for _, tc := range tests {
+		got := EvaluateDock(tc.r, l)
+		if len(got) != len(tc.want) {
+			t.Fatalf("%s: %+v, want %v", tc.name, got, tc.want)
+		}
+		for i := range got {
+			if got[i].Code != tc.want[i] {
+				t.Errorf("%s: %s, want %s", tc.name, got[i].Code, tc.want[i])
+			}
+		}
 	}
 }
 

@@ -9,14 +9,18 @@ import (
 type Code string
 
 const (
-	BatteryWorn   Code = "battery-worn"     // full-charge capacity too low against design
-	OverTemp      Code = "over-temperature" // too hot to charge
-	UnderTemp     Code = "under-temperature"
-	LinkLost      Code = "link-lost"      // the camera stopped answering
-	StorageErrors Code = "storage-errors" // error counter or bad blocks over limit
-	StorageWorn   Code = "storage-worn"
-	ClockDrift    Code = "clock-drift"
-	Blocked       Code = "blocked" // central's block list names the device
+	BatteryWorn    Code = "battery-worn"     // full-charge capacity too low against design
+	OverTemp       Code = "over-temperature" // too hot to charge
+	UnderTemp      Code = "under-temperature"
+	LinkLost       Code = "link-lost"      // the camera stopped answering
+	StorageErrors  Code = "storage-errors" // error counter or bad blocks over limit
+	StorageWorn    Code = "storage-worn"
+	ClockDrift     Code = "clock-drift"
+	Blocked        Code = "blocked"        // central's block list names the device
+	ChargeStalled  Code = "charge-stalled" // charging but the charge does not rise
+	BadBlockGrowth Code = "bad-block-growth"
+	ReadErrors     Code = "read-errors" // errors met reading recordings off the camera
+	NotEmptied     Code = "not-emptied" // the camera leaves the dock with footage on it
 )
 
 // Thresholds are the rule limits; central sets them by config.
@@ -29,6 +33,12 @@ type Thresholds struct {
 	MaxWearPct          int           `json:"max_wear_pct"`
 	MaxClockDrift       time.Duration `json:"max_clock_drift"`
 	LinkFailures        int           `json:"link_failures"` // consecutive unanswered requests
+	// ChargeTimeout: charging with no rise in charge for this long is a fault.
+	ChargeTimeout time.Duration `json:"charge_timeout"`
+	// MaxBadBlockGrowth is how many new bad blocks between two dockings are tolerated.
+	MaxBadBlockGrowth int `json:"max_bad_block_growth"`
+	// MaxReadErrors is how many recordings may fail to read in one docking.
+	MaxReadErrors int `json:"max_read_errors"`
 }
 
 // DefaultThresholds are conservative limits for lithium-ion camera packs.
@@ -37,6 +47,7 @@ func DefaultThresholds() Thresholds {
 		MinBatteryHealthPct: 70, MaxChargeTempC: 45, MinChargeTempC: 0,
 		MaxStorageErrors: 10, MaxBadBlocks: 50, MaxWearPct: 90,
 		MaxClockDrift: 10 * time.Minute, LinkFailures: 3,
+		ChargeTimeout: 20 * time.Minute, MaxBadBlockGrowth: 10, MaxReadErrors: 0,
 	}
 }
 
@@ -57,6 +68,10 @@ func (t Thresholds) Check() error {
 		return fmt.Errorf("max_clock_drift %s under 1s", t.MaxClockDrift)
 	case t.LinkFailures < 1 || t.LinkFailures > 100:
 		return fmt.Errorf("link_failures %d not in 1..100", t.LinkFailures)
+	case t.ChargeTimeout < time.Minute || t.ChargeTimeout > 24*time.Hour:
+		return fmt.Errorf("charge_timeout %s not in 1m..24h", t.ChargeTimeout)
+	case t.MaxBadBlockGrowth < 0 || t.MaxReadErrors < 0:
+		return fmt.Errorf("max_bad_block_growth and max_read_errors must not be negative")
 	}
 	return nil
 }
@@ -95,6 +110,16 @@ type Reading struct {
 	LinkFailures int           // consecutive unanswered requests
 	ClockDrift   time.Duration // camera minus dock at the last clock sync
 	Blocked      bool
+	// ChargeFlatFor is how long the charge has not risen while charging.
+	ChargeFlatFor time.Duration
+	// PrevBadBlocks is the bad-block count at the device's previous docking (nil: none).
+	PrevBadBlocks *int
+	// ReadErrors counts recordings that failed to read in this docking.
+	ReadErrors int
+	// LeftOnCamera counts recordings still on the camera after offload finished, and
+	// LeftWhy says why (empty when the dock chose to keep them, e.g. policy or full spool).
+	LeftOnCamera int
+	LeftWhy      string
 }
 
 // Verdict is one fault the rules found, with what the dock must do about it.
@@ -152,6 +177,18 @@ func Evaluate(r Reading, t Thresholds, active map[Code]bool) []Verdict {
 		if s.WearPct >= t.MaxWearPct {
 			add(Verdict{Code: StorageWorn, Detail: fmt.Sprintf("storage wear %d%% at or over %d%%", s.WearPct, t.MaxWearPct), OutOfService: true})
 		}
+	}
+	if r.Charging && r.ChargeFlatFor > t.ChargeTimeout && (r.Battery == nil || r.Battery.ChargePct < 100) {
+		add(Verdict{Code: ChargeStalled, Detail: fmt.Sprintf("no charge progress for %s while charging (limit %s)", r.ChargeFlatFor.Round(time.Second), t.ChargeTimeout), ChargeOff: true, OutOfService: true})
+	}
+	if s := r.Storage; s != nil && r.PrevBadBlocks != nil && s.BadBlocks-*r.PrevBadBlocks > t.MaxBadBlockGrowth {
+		add(Verdict{Code: BadBlockGrowth, Detail: fmt.Sprintf("bad blocks grew from %d to %d since the last docking (limit +%d)", *r.PrevBadBlocks, s.BadBlocks, t.MaxBadBlockGrowth), OutOfService: true})
+	}
+	if r.ReadErrors > t.MaxReadErrors {
+		add(Verdict{Code: ReadErrors, Detail: fmt.Sprintf("%d recordings could not be read off the camera; they stay on it", r.ReadErrors), OutOfService: true})
+	}
+	if r.LeftOnCamera > 0 && r.LeftWhy != "" {
+		add(Verdict{Code: NotEmptied, Detail: fmt.Sprintf("%d recordings left on the camera: %s", r.LeftOnCamera, r.LeftWhy), OutOfService: true})
 	}
 	if r.LinkFailures >= t.LinkFailures {
 		add(Verdict{Code: LinkLost, Detail: fmt.Sprintf("%d requests unanswered", r.LinkFailures), ChargeOff: true, OutOfService: true})

@@ -36,8 +36,14 @@ type CameraState struct {
 	// Silent makes the camera answer nothing (a dead link).
 	Silent bool `json:"silent,omitempty"`
 	// Garbage makes the camera answer with noise instead of frames.
-	Garbage bool                `json:"garbage,omitempty"`
-	Files   map[string]FileMeta `json:"files"`
+	Garbage bool `json:"garbage,omitempty"`
+	// ReplyDelay slows every answer.
+	ReplyDelay time.Duration `json:"reply_delay,omitempty"`
+	// LieSize is added to every size the camera lists (its index disagrees with its files).
+	LieSize int64 `json:"lie_size,omitempty"`
+	// Unreadable names recordings whose data cannot be read off the storage.
+	Unreadable []string            `json:"unreadable,omitempty"`
+	Files      map[string]FileMeta `json:"files"`
 }
 
 // FileMeta is what the camera knows of a recording besides its bytes.
@@ -231,7 +237,7 @@ func (c *Camera) filesLocked() []camlink.FileEntry {
 		if err != nil {
 			continue
 		}
-		out = append(out, camlink.FileEntry{Name: name, Size: info.Size(), Start: m.Start, End: m.End, Mark: m.Mark})
+		out = append(out, camlink.FileEntry{Name: name, Size: info.Size() + c.st.LieSize, Start: m.Start, End: m.End, Mark: m.Mark})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

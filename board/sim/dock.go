@@ -137,7 +137,7 @@ func (d *Dock) Undock(i int) (*Camera, error) {
 	s.mu.Lock()
 	cam := s.cam
 	s.cam, s.ses = nil, nil
-	_ = os.Remove(s.mount)
+	_ = os.RemoveAll(s.mount)
 	s.mu.Unlock()
 	s.Presence.Drive(gpio.Low)
 	if cam != nil {
@@ -242,7 +242,7 @@ func (d *Dock) Close() {
 			s.master.Close()
 			s.slave.Close()
 		}
-		_ = os.Remove(s.mount)
+		_ = os.RemoveAll(s.mount)
 		for _, p := range []*hwtest.Pin{s.Presence, s.Charge, s.Fault} {
 			_ = gpioreg.Unregister(p.Name())
 		}

@@ -26,6 +26,11 @@ func (c *Camera) handle(req camlink.Frame, s *session, now time.Time, charging b
 	if c.st.Silent {
 		return nil, false
 	}
+	if d := c.st.ReplyDelay; d > 0 {
+		c.mu.Unlock()
+		time.Sleep(d)
+		c.mu.Lock()
+	}
 	if c.st.Garbage {
 		return []byte("\xd0\xcc\x01\x81\x00\xff\xffnoise\x00\x13garbage"), true
 	}
@@ -86,8 +91,7 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 			return nil, fmt.Errorf("wrong password")
 		}
 		if !s.exposed {
-			_ = os.Remove(s.mount)
-			if err := os.Symlink(c.Footage(), s.mount); err != nil {
+			if err := c.exposeLocked(s.mount); err != nil {
 				return nil, fmt.Errorf("expose storage: %v", err)
 			}
 			s.exposed = true
@@ -109,7 +113,7 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 		if err != nil {
 			return nil, fmt.Errorf("no recording %q", r.Name)
 		}
-		if info.Size() != r.Size {
+		if info.Size()+c.st.LieSize != r.Size {
 			return nil, fmt.Errorf("size mismatch for %q: %d, not %d", r.Name, info.Size(), r.Size)
 		}
 		if err := os.Remove(path); err != nil {
@@ -138,6 +142,33 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 		return camlink.Empty{}, c.saveLocked()
 	}
 	return nil, fmt.Errorf("unknown command %s", req.Code)
+}
+
+// exposeLocked makes the storage appear at mount: a link to the footage directory, or,
+// when some recordings are unreadable, a directory of links in which those point at
+// something that fails to read (as a bad sector would).
+func (c *Camera) exposeLocked(mount string) error {
+	_ = os.RemoveAll(mount)
+	if len(c.st.Unreadable) == 0 {
+		return os.Symlink(c.Footage(), mount)
+	}
+	if err := os.MkdirAll(mount, 0o755); err != nil {
+		return err
+	}
+	bad := map[string]bool{}
+	for _, n := range c.st.Unreadable {
+		bad[n] = true
+	}
+	for name := range c.st.Files {
+		target := filepath.Join(c.Footage(), name)
+		if bad[name] {
+			target = c.dir // a directory: opens, but every read fails
+		}
+		if err := os.Symlink(target, filepath.Join(mount, name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // chargeStep advances the battery by dt of charging (about 1 % per simulated second of

@@ -77,6 +77,10 @@ type SlotTelemetry struct {
 	Storage  *Storage `json:"storage,omitempty"`
 	Charging bool     `json:"charging"`
 	Faults   []string `json:"faults,omitempty"`
+	// LastsShift: will the battery, as charged now, last a 12-hour shift.
+	LastsShift *bool `json:"lasts_shift,omitempty"`
+	// ServiceDue is when battery health is predicted to cross the service threshold.
+	ServiceDue time.Time `json:"service_due,omitzero"`
 }
 
 // Battery is a camera battery as reported to central.

@@ -39,7 +39,15 @@ func kills() int {
 func TestSIGKILLLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "docksim")
-	if out, err := exec.Command("go", "build", "-o", bin, "dock/agent/cmd/docksim").CombinedOutput(); err != nil {
+	// The agent under test is built for the machine running the test, even when this test
+	// itself runs as an ARM binary under qemu-user.
+	host, err := exec.Command("go", "env", "GOHOSTARCH").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", bin, "dock/agent/cmd/docksim")
+	build.Env = append(os.Environ(), "GOARCH="+strings.TrimSpace(string(host)))
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build docksim: %v\n%s", err, out)
 	}
 	mq := mqtttest.Start(t, "")

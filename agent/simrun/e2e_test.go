@@ -2,7 +2,9 @@ package simrun
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os/exec"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"dock/agent"
 	"dock/board/sim"
+	"dock/health"
 	"dock/queue"
 )
 
@@ -91,5 +95,62 @@ func TestDockOffloadUploadVerifyEmbeddedBroker(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// dockctl, the maintenance tool, against the running agent's control socket.
+func TestDockctl(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	bin := dir + "/dockctl"
+	host, _ := exec.Command("go", "env", "GOHOSTARCH").Output()
+	build := exec.Command("go", "build", "-o", bin, "dock/agent/cmd/dockctl")
+	build.Env = append(os.Environ(), "GOARCH="+strings.TrimSpace(string(host)))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build dockctl: %v\n%s", err, out)
+	}
+	h, err := Start(ctx, Options{Dir: dir, Slots: 1, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cam, _, err := h.NewCamera("CAM-CTL", "OF-9", 2, 100_000, 9, nil, func(s *sim.CameraState) { s.FullMAh = 1000 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Dock.Dock(0, cam); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(ctx, "battery fault", func() bool { return len(h.Agent.Faults()) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	sock := dir + "/dock/ctl.sock"
+	ctl := func(args ...string) string {
+		out, err := exec.Command(bin, append([]string{"-socket", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dockctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := ctl("slots"); !strings.Contains(out, "CAM-CTL") || !strings.Contains(out, "battery-worn") {
+		t.Errorf("slots:\n%s", out)
+	}
+	if out := ctl("faults"); !strings.Contains(out, "CAM-CTL/battery-worn") {
+		t.Errorf("faults:\n%s", out)
+	}
+	ctl("ack", "CAM-CTL/battery-worn", "tech-7")
+	if f := faultOf(h, "battery-worn"); f.State != health.Acknowledged {
+		t.Errorf("after ack the fault is %s", f.State)
+	}
+	if out := ctl("ledger-verify"); !strings.Contains(out, "ledger OK") {
+		t.Errorf("ledger-verify:\n%s", out)
+	}
+	var q agent.QueueView
+	if err := json.Unmarshal([]byte(ctl("-json", "queue")), &q); err != nil {
+		t.Fatalf("queue -json: %v", err)
+	}
+	if out, err := exec.Command(bin, "-socket", sock, "ack", "no-such-fault").CombinedOutput(); err == nil {
+		t.Errorf("acknowledging an unknown fault succeeded: %s", out)
 	}
 }

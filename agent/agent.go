@@ -209,7 +209,11 @@ func (a *Agent) applyConfig(ctx context.Context, m wire.ConfigMsg) {
 		a.mu.Unlock()
 		return // the retained config we already run (redelivered on reconnect)
 	}
-	next, err := cur.apply(m)
+	next := cur
+	err := a.checkSignature(m)
+	if err == nil {
+		next, err = cur.apply(m)
+	}
 	if err == nil {
 		err = a.store.PutDoc("config", "central", next, queue.Event{Kind: queue.EvConfig, Detail: fmt.Sprintf("applied version %d (was %d)", next.Version, cur.Version)})
 		if err == nil {
@@ -230,6 +234,16 @@ func (a *Agent) applyConfig(ctx context.Context, m wire.ConfigMsg) {
 	if err := a.up.ReportConfig(pctx, rep); err != nil {
 		a.log.Warn("config report not sent", "err", err)
 	}
+}
+
+// checkSignature refuses a config that central did not sign: the broker connection being
+// authenticated is not enough.
+func (a *Agent) checkSignature(m wire.ConfigMsg) error {
+	key := a.cfg.centralKey()
+	if key == nil {
+		return fmt.Errorf("no central_key configured: configs cannot be verified, none is accepted")
+	}
+	return m.Verify(key)
 }
 
 func (a *Agent) command(c wire.CommandMsg) error {

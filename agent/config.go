@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -27,6 +29,9 @@ type Config struct {
 	CAFile   string `json:"ca_file,omitempty"`
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
+
+	// CentralKey is central's Ed25519 public key (base64): configs must carry its signature.
+	CentralKey string `json:"central_key"`
 
 	CameraPassword string `json:"camera_password"`
 	// SpoolReserve is the free space (bytes) offload never eats into.
@@ -79,12 +84,28 @@ func (c Config) Check() error {
 		return fmt.Errorf("poll %s under 100ms", time.Duration(c.Poll))
 	case time.Duration(c.LinkTimeout) < 10*time.Millisecond || c.LinkRetries < 0:
 		return fmt.Errorf("link_timeout or link_retries out of range")
+	case c.CentralKey != "" && !validKey(c.CentralKey):
+		return fmt.Errorf("central_key is not a base64 Ed25519 public key")
 	case c.ShiftDrawMAh < 1 || c.ShiftDrawMAh > 5000:
 		return fmt.Errorf("shift_draw_mah %d not in 1..5000", c.ShiftDrawMAh)
 	case c.ChargeCeiling < 50 || c.ChargeCeiling > 100:
 		return fmt.Errorf("charge_ceiling %d not in 50..100", c.ChargeCeiling)
 	}
 	return c.Thresholds.Check()
+}
+
+func validKey(s string) bool {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && len(b) == ed25519.PublicKeySize
+}
+
+// centralKey decodes CentralKey; nil when none is configured.
+func (c Config) centralKey() ed25519.PublicKey {
+	b, err := base64.StdEncoding.DecodeString(c.CentralKey)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil
+	}
+	return b
 }
 
 // LoadConfig reads a JSON config file over the defaults.

@@ -2,13 +2,14 @@ package simrun
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"dock/board/sim"
 	"dock/health"
 	"dock/queue"
+	"dock/uplink/wire"
 )
 
 func testLog(t *testing.T) *slog.Logger {
@@ -152,5 +154,71 @@ func TestDockctl(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "-socket", sock, "ack", "no-such-fault").CombinedOutput(); err == nil {
 		t.Errorf("acknowledging an unknown fault succeeded: %s", out)
+	}
+}
+
+// Configs: signed and valid is applied and reported; unsigned, signed by another key, or
+// invalid is refused with the reason published, and the config in force stays.
+func TestConfigIntake(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	_, stranger, _ := ed25519.GenerateKey(nil)
+	good := wire.ConfigMsg{Version: 5, Team: "Team-East", Officers: map[string]string{"CAM-1": "OF-1"}, Thresholds: json.RawMessage(`{"min_battery_health_pct": 75}`)}
+	forged := good
+	forged.Version, forged.Team = 6, "Mallory"
+	forged.Sign(stranger)
+	unsigned := good
+	unsigned.Version, unsigned.Team = 7, "Mallory"
+	invalid := good
+	invalid.Version, invalid.Thresholds = 8, json.RawMessage(`{"max_charge_temp_c": 200}`)
+	stale := good
+	stale.Version = 4
+
+	steps := []struct {
+		name    string
+		push    func(wire.ConfigMsg) error
+		msg     wire.ConfigMsg
+		status  string
+		reason  string
+		version int64 // in force afterwards
+	}{
+		{"signed and valid", func(m wire.ConfigMsg) error { return h.Central.PushConfig(ctx, "dock-sim-1", m) }, good, "applied", "", 5},
+		{"signed by another key", func(m wire.ConfigMsg) error { return h.Central.PublishConfig(ctx, "dock-sim-1", m) }, forged, "rejected", "signature", 5},
+		{"unsigned", func(m wire.ConfigMsg) error { return h.Central.PublishConfig(ctx, "dock-sim-1", m) }, unsigned, "rejected", "unsigned", 5},
+		{"out of range", func(m wire.ConfigMsg) error { return h.Central.PushConfig(ctx, "dock-sim-1", m) }, invalid, "rejected", "max_charge_temp_c", 5},
+		{"older version", func(m wire.ConfigMsg) error { return h.Central.PushConfig(ctx, "dock-sim-1", m) }, stale, "rejected", "not newer", 5},
+	}
+	for _, st := range steps {
+		if err := st.push(st.msg); err != nil {
+			t.Fatal(err)
+		}
+		var rep wire.ReportedMsg
+		if err := WaitFor(ctx, st.name+" report", func() bool {
+			var ok bool
+			rep, ok = h.Central.Reported("dock-sim-1")
+			return ok && rep.Version == st.msg.Version
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Status != st.status || !strings.Contains(rep.Reason, st.reason) || rep.Active != st.version {
+			t.Errorf("%s: reported %+v", st.name, rep)
+		}
+		s := h.Agent.Settings()
+		if s.Version != st.version || s.Team != "Team-East" || s.Thresholds.MinBatteryHealthPct != 75 {
+			t.Errorf("%s: settings in force %+v", st.name, s)
+		}
+	}
+	if !ledgerHas(h, queue.EvConfig, "rejected version 6") {
+		t.Error("the forged config left no ledger entry")
+	}
+	// The config in force survives a restart of the agent: it was persisted.
+	var saved agent.Settings
+	if ok, err := h.Store.GetDoc("config", "central", &saved); !ok || err != nil || saved.Version != 5 {
+		t.Errorf("persisted config %+v %v %v", saved, ok, err)
 	}
 }

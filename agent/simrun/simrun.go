@@ -4,7 +4,9 @@ package simrun
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,6 +49,8 @@ type Harness struct {
 	Agent     *agent.Agent
 	Central   *central.Receiver
 	Log       *slog.Logger
+	// CentralKey signs configs; the agent trusts its public half.
+	CentralKey ed25519.PrivateKey
 
 	cancel context.CancelFunc
 	done   chan error
@@ -64,6 +68,11 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h = &Harness{Dir: o.Dir, BrokerURL: o.Broker, Log: o.Log}
+	var pub ed25519.PublicKey
+	pub, h.CentralKey, err = ed25519.GenerateKey(nil)
+	if err != nil {
+		return h, err
+	}
 	defer func() {
 		if err != nil {
 			h.Close()
@@ -78,7 +87,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 		h.BrokerURL = h.Broker.URL()
 	}
 	if !o.NoCentral {
-		h.Central, err = central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-" + o.Dock, Store: central.FileStore{Dir: filepath.Join(o.Dir, "central")}}, o.Log.With("component", "central"))
+		h.Central, err = central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-" + o.Dock, Store: central.FileStore{Dir: filepath.Join(o.Dir, "central")}, SigningKey: h.CentralKey}, o.Log.With("component", "central"))
 		if err != nil {
 			return h, err
 		}
@@ -93,6 +102,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	cfg.SpoolReserve = 64 << 20
 	cfg.LinkTimeout = wire.Duration(300 * time.Millisecond)
 	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.CentralKey = base64.StdEncoding.EncodeToString(pub)
 	if o.Config != nil {
 		o.Config(&cfg)
 	}

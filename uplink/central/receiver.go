@@ -4,6 +4,7 @@ package central
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -32,6 +33,8 @@ type Options struct {
 	// Share, when set, subscribes through the shared subscription group $share/<Share>/
 	// so that several receivers split the docks' traffic.
 	Share string
+	// SigningKey signs every pushed config (Ed25519).
+	SigningKey ed25519.PrivateKey
 	// Grant policy.
 	ChunkSize int
 	Window    int
@@ -378,6 +381,14 @@ func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {
 
 // PushConfig publishes a retained desired config for dock.
 func (r *Receiver) PushConfig(ctx context.Context, dock string, c wire.ConfigMsg) error {
+	if r.o.SigningKey != nil {
+		c.Sign(r.o.SigningKey)
+	}
+	return r.PublishConfig(ctx, dock, c)
+}
+
+// PublishConfig publishes c as it is, signed or not (tests use it to try forgeries).
+func (r *Receiver) PublishConfig(ctx context.Context, dock string, c wire.ConfigMsg) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@
 package wire
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -238,6 +240,36 @@ type ConfigMsg struct {
 	TelemetryEvery Duration `json:"telemetry_every,omitempty"`
 	// DeleteAfterReceipt makes the dock keep the camera's copy until central's receipt.
 	DeleteAfterReceipt bool `json:"delete_after_receipt,omitempty"`
+	// Signature is central's Ed25519 signature (base64) over SigningBytes. A dock refuses
+	// a config that is unsigned or signed by another key, whoever delivered it.
+	Signature string `json:"signature,omitempty"`
+}
+
+// SigningBytes is what central signs: the config's JSON with the signature left out.
+func (c ConfigMsg) SigningBytes() []byte {
+	c.Signature = ""
+	b, _ := json.Marshal(c)
+	return append([]byte("dock-config-v1\n"), b...)
+}
+
+// Sign sets the config's signature.
+func (c *ConfigMsg) Sign(key ed25519.PrivateKey) {
+	c.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, c.SigningBytes()))
+}
+
+// ErrBadSignature means a config is unsigned or not signed by central's key.
+var ErrBadSignature = errors.New("config signature invalid")
+
+// Verify checks the config's signature against central's public key.
+func (c ConfigMsg) Verify(key ed25519.PublicKey) error {
+	if c.Signature == "" {
+		return fmt.Errorf("%w: unsigned", ErrBadSignature)
+	}
+	sig, err := base64.StdEncoding.DecodeString(c.Signature)
+	if err != nil || len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, c.SigningBytes(), sig) {
+		return fmt.Errorf("%w: not signed by central's key", ErrBadSignature)
+	}
+	return nil
 }
 
 // ReportedMsg is the dock's answer to a config: applied, or rejected with the reason.

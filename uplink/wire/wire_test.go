@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -90,4 +91,34 @@ func FuzzParseChunk(f *testing.F) {
 			t.Fatalf("re-encoding changed %+v", c)
 		}
 	})
+}
+
+func TestConfigSignature(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	_, other, _ := ed25519.GenerateKey(nil)
+	c := ConfigMsg{Version: 4, Team: "North", Officers: map[string]string{"CAM-1": "OF-1", "CAM-2": "OF-2"}}
+	if err := c.Verify(pub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("unsigned config: %v", err)
+	}
+	c.Sign(priv)
+	if err := c.Verify(pub); err != nil {
+		t.Fatalf("signed config: %v", err)
+	}
+	// Survives the trip through JSON.
+	b, _ := json.Marshal(c)
+	var back ConfigMsg
+	_ = json.Unmarshal(b, &back)
+	if err := back.Verify(pub); err != nil {
+		t.Fatalf("after JSON: %v", err)
+	}
+	tampered := back
+	tampered.Officers = map[string]string{"CAM-1": "OF-666", "CAM-2": "OF-2"}
+	if err := tampered.Verify(pub); !errors.Is(err, ErrBadSignature) {
+		t.Fatal("a changed config kept its signature")
+	}
+	forged := c
+	forged.Sign(other)
+	if err := forged.Verify(pub); !errors.Is(err, ErrBadSignature) {
+		t.Fatal("a config signed by another key passed")
+	}
 }

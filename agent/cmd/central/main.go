@@ -4,12 +4,15 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"dock/agent"
@@ -33,7 +36,19 @@ func main() {
 	push := flag.String("push-config", "", "publish this config file (JSON, wire.ConfigMsg) to -dock, then keep running")
 	dock := flag.String("dock", "", "dock id for -push-config")
 	version := flag.Bool("version", false, "print the version and exit")
+	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed) to sign configs")
+	genKey := flag.Bool("gen-key", false, "print a new signing key (base64 seed) and its public half for docks' central_key, and exit")
 	flag.Parse()
+	if *genKey {
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("signing key (keep secret, for -signing-key): %s\ncentral_key (for every dock's config.json): %s\n",
+			base64.StdEncoding.EncodeToString(priv.Seed()), base64.StdEncoding.EncodeToString(pub))
+		return
+	}
 	if *version {
 		fmt.Println("central", agent.Version)
 		return
@@ -46,7 +61,20 @@ func main() {
 		log.Error("tls", "err", err)
 		os.Exit(1)
 	}
-	r, err := central.Start(ctx, central.Options{Broker: *brokerURL, ClientID: *client, Username: *user, Password: *pass, TLS: tlsc,
+	var signer ed25519.PrivateKey
+	if *signingKey != "" {
+		b, err := os.ReadFile(*signingKey)
+		var seed []byte
+		if err == nil {
+			seed, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		}
+		if err != nil || len(seed) != ed25519.SeedSize {
+			log.Error("signing key", "file", *signingKey, "err", err)
+			os.Exit(1)
+		}
+		signer = ed25519.NewKeyFromSeed(seed)
+	}
+	r, err := central.Start(ctx, central.Options{SigningKey: signer, Broker: *brokerURL, ClientID: *client, Username: *user, Password: *pass, TLS: tlsc,
 		Store: central.FileStore{Dir: *dir}, Share: *share, ChunkSize: *chunk, Window: *window, RateBytes: *rate}, log)
 	if err != nil {
 		log.Error("central", "err", err)

@@ -180,6 +180,20 @@ func run(dir string, size int64, perCamera int, verbose bool) (bool, error) {
 	}
 	say("central pushed config v2 with min_battery_health_pct 0: %s (%s); version %d stays active", rep.Status, rep.Reason, rep.Active)
 
+	forged := good
+	forged.Version, forged.Team, forged.Signature = 3, "Impostor", ""
+	if err := h.Central.PublishConfig(ctx, "dock-demo-1", forged); err != nil {
+		return false, err
+	}
+	if err := simrun.WaitFor(ctx, "config v3 report", func() bool {
+		var ok bool
+		rep, ok = h.Central.Reported("dock-demo-1")
+		return ok && rep.Version == 3
+	}); err != nil {
+		return false, err
+	}
+	say("someone on the broker published an unsigned config v3: %s (%s)", rep.Status, rep.Reason)
+
 	if err := simrun.WaitFor(ctx, "dock copies freed", func() bool {
 		st, _ := h.Store.Stats()
 		return st.Count[queue.Spooled]+st.Count[queue.Uploading] == 0

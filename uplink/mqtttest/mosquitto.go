@@ -37,6 +37,20 @@ func Binary() (string, error) {
 // Start runs mosquitto with a plain listener on a free loopback port plus extra config
 // lines. Without mosquitto the test is skipped, or fails under CI, where it must exist.
 func Start(t testing.TB, extra string) *Broker {
+	return start(t, extra, false)
+}
+
+// StartTLS runs mosquitto with only a TLS listener that requires a client certificate from
+// pki's CA, takes the certificate's CN as the username, and applies the ACL file acl.
+func StartTLS(t testing.TB, pki *PKI, acl string) *Broker {
+	cert, key := pki.Issue("broker", true)
+	conf := fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\nacl_file %s\n", pki.CAFile, cert, key, acl)
+	b := start(t, conf, true)
+	b.URL = fmt.Sprintf("ssl://127.0.0.1:%d", b.Port)
+	return b
+}
+
+func start(t testing.TB, extra string, tls bool) *Broker {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -53,7 +67,10 @@ func Start(t testing.TB, extra string) *Broker {
 	l.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
+	body := fmt.Sprintf("per_listener_settings false\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
+	if tls {
+		body = fmt.Sprintf("per_listener_settings false\nlistener %d 127.0.0.1\nallow_anonymous false\npersistence false\nlog_dest stderr\n", port)
+	}
 	if os.Geteuid() == 0 {
 		body += "user root\n"
 	}

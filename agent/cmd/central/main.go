@@ -30,7 +30,7 @@ func main() {
 	ca := flag.String("ca", "", "CA file for TLS")
 	cert := flag.String("cert", "", "client certificate for TLS")
 	key := flag.String("key", "", "client key for TLS")
-	chunk := flag.Int("chunk", 256<<10, "granted chunk size in bytes")
+	chunk := flag.Int("chunk", 1<<20, "granted chunk size in bytes")
 	window := flag.Int("window", 16, "granted chunks in flight")
 	rate := flag.Int64("rate", 0, "granted bytes per second per dock (0: no cap)")
 	push := flag.String("push-config", "", "publish this config file (JSON, wire.ConfigMsg) to -dock, then keep running")

@@ -42,6 +42,8 @@ type Config struct {
 	Debounce    wire.Duration `json:"debounce"`
 	LinkTimeout wire.Duration `json:"link_timeout"`
 	LinkRetries int           `json:"link_retries"`
+	// CopyStall fails a copy whose source delivers nothing for this long.
+	CopyStall wire.Duration `json:"copy_stall"`
 	// ControlSocket is the maintenance socket dockctl talks to (default: data_dir/ctl.sock).
 	ControlSocket string `json:"control_socket,omitempty"`
 	// ShiftDrawMAh is a camera's draw per hour of recording, for the 12-hour-shift verdict.
@@ -62,7 +64,7 @@ func DefaultConfig() Config {
 		Board: "rpi-cm4-dock4", DataDir: "/var/lib/dock-agent", Broker: "tcp://127.0.0.1:1883",
 		CameraPassword: "000000", SpoolReserve: 512 << 20,
 		Poll: wire.Duration(30 * time.Second), Debounce: wire.Duration(50 * time.Millisecond),
-		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100,
+		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100, CopyStall: wire.Duration(30 * time.Second),
 		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464", ShiftDrawMAh: 200,
 	}
 }
@@ -82,6 +84,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("spool_reserve is negative")
 	case time.Duration(c.Poll) < 100*time.Millisecond:
 		return fmt.Errorf("poll %s under 100ms", time.Duration(c.Poll))
+	case time.Duration(c.CopyStall) < 100*time.Millisecond:
+		return fmt.Errorf("copy_stall %s under 100ms", time.Duration(c.CopyStall))
 	case time.Duration(c.LinkTimeout) < 10*time.Millisecond || c.LinkRetries < 0:
 		return fmt.Errorf("link_timeout or link_retries out of range")
 	case c.CentralKey != "" && !validKey(c.CentralKey):
@@ -133,6 +137,7 @@ type Settings struct {
 	TelemetryEvery     time.Duration     `json:"telemetry_every"`
 	DeleteAfterReceipt bool              `json:"delete_after_receipt"`
 	DockLimits         health.DockLimits `json:"dock_limits"`
+	DueOut             map[string]bool   `json:"due_out,omitempty"`
 }
 
 func initialSettings(c Config) Settings {
@@ -190,6 +195,13 @@ func (s Settings) apply(m wire.ConfigMsg) (Settings, error) {
 			return s, fmt.Errorf("telemetry_every %s not in 1s..1h", d)
 		}
 		n.TelemetryEvery = d
+	}
+	n.DueOut = map[string]bool{}
+	for _, d := range m.DueOut {
+		if !personID.MatchString(d) {
+			return s, fmt.Errorf("due-out device %q is not an id", d)
+		}
+		n.DueOut[d] = true
 	}
 	n.DeleteAfterReceipt = m.DeleteAfterReceipt
 	return n, nil

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -42,6 +44,7 @@ type slot struct {
 	chargeSince time.Time
 	// This docking's offload outcome, for the health rules.
 	readErrors int
+	readWhy    string
 	leftOn     int
 	leftWhy    string
 	prevBad    *int
@@ -146,7 +149,7 @@ func (s *slot) removed() {
 	}
 	s.mu.Lock()
 	s.device, s.officer, s.battery, s.storage = "", "", nil, nil
-	s.readErrors, s.leftOn, s.leftWhy, s.prevBad, s.sampled, s.serviceDue = 0, 0, "", nil, false, time.Time{}
+	s.readErrors, s.readWhy, s.leftOn, s.leftWhy, s.prevBad, s.sampled, s.serviceDue = 0, "", 0, "", nil, false, time.Time{}
 	s.mu.Unlock()
 }
 
@@ -248,7 +251,7 @@ func (s *slot) evaluate(ctx context.Context, link *camlink.Link, failures *int, 
 	s.mu.Lock()
 	device := s.device
 	r.Charging = s.charging
-	r.ReadErrors, r.LeftOnCamera, r.LeftWhy, r.PrevBadBlocks = s.readErrors, s.leftOn, s.leftWhy, s.prevBad
+	r.ReadErrors, r.ReadErrorDetail, r.LeftOnCamera, r.LeftWhy, r.PrevBadBlocks = s.readErrors, s.readWhy, s.leftOn, s.leftWhy, s.prevBad
 	s.mu.Unlock()
 	settings := s.a.Settings()
 	r.Blocked = settings.Blocked[device]
@@ -286,10 +289,22 @@ func (s *slot) evaluate(ctx context.Context, link *camlink.Link, failures *int, 
 	if sample {
 		// One history sample per docking, from its first complete reading.
 		s.a.recordDocking(device, health.Sample{Time: now, HealthPct: r.Battery.HealthPct(), Cycles: r.Battery.Cycles, BadBlocks: r.Storage.BadBlocks, Errors: r.Storage.Errors})
-		if due, ok := health.PredictCrossing(s.a.device(device).History, settings.Thresholds.MinBatteryHealthPct); ok {
+		due, ok := health.PredictCrossing(s.a.device(device).History, settings.Thresholds.MinBatteryHealthPct)
+		if ok {
 			s.mu.Lock()
 			s.serviceDue = due
 			s.mu.Unlock()
+		}
+		if s.a.up != nil {
+			hm := wire.HealthMsg{Device: device, Time: now, HealthPct: r.Battery.HealthPct(), Cycles: r.Battery.Cycles, BadBlocks: r.Storage.BadBlocks, Errors: r.Storage.Errors}
+			if ok {
+				hm.ServiceDue = due
+			}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := s.a.up.Health(pctx, hm); err != nil {
+				s.log.Debug("health sample not sent", "err", err)
+			}
+			cancel()
 		}
 	}
 	verdicts := health.Evaluate(r, settings.Thresholds, s.a.openFaults(device))
@@ -302,8 +317,12 @@ func (s *slot) evaluate(ctx context.Context, link *camlink.Link, failures *int, 
 		s.a.raise(s.index, device, v)
 		chargeOff = chargeOff || v.ChargeOff
 	}
-	// Long-life charging: stop at the ceiling.
-	if r.Battery != nil && r.Battery.ChargePct >= s.a.cfg.ChargeCeiling {
+	// Long-life charging: stop at the ceiling, unless the camera is due out soon.
+	ceiling := s.a.cfg.ChargeCeiling
+	if settings.DueOut[device] {
+		ceiling = 100
+	}
+	if r.Battery != nil && r.Battery.ChargePct >= ceiling {
 		chargeOff = true
 	}
 	if chargeOff {
@@ -377,19 +396,20 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		return
 	}
 	readErrors, kept, left := 0, 0, 0
-	var lastErr error
+	var lastErr, lastReadErr error
 	defer func() {
 		if ctx.Err() != nil {
 			return
 		}
-		why := ""
+		why, readWhy := "", ""
 		if readErrors > 0 {
-			why = fmt.Sprintf("%d could not be read: %v", readErrors, lastErr)
-		} else if left > kept {
-			why = fmt.Sprintf("the camera refused to delete %d: %v", left-kept, lastErr)
+			readWhy = lastReadErr.Error()
+		}
+		if refused := left - kept - readErrors; refused > 0 {
+			why = fmt.Sprintf("the camera refused to delete %d: %v", refused, lastErr)
 		}
 		s.mu.Lock()
-		s.readErrors, s.leftOn, s.leftWhy = readErrors, left, why
+		s.readErrors, s.readWhy, s.leftOn, s.leftWhy = readErrors, readWhy, left, why
 		s.mu.Unlock()
 	}()
 	if len(files) == 0 {
@@ -424,7 +444,7 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 			}
 			if ctx.Err() == nil {
 				s.log.Error("offload", "recording", f.Name, "err", err)
-				readErrors, lastErr = readErrors+1, err
+				readErrors, lastReadErr = readErrors+1, err
 				left++
 			}
 			continue
@@ -466,7 +486,7 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		ID: rid, Name: f.Name, Device: id.Serial, Officer: officer, Team: settings.Team,
 		Start: f.Start, End: f.End, Size: f.Size, Class: queue.Patrol, Hold: f.Mark, ClockDrift: drift,
 	}
-	rec, err = s.a.store.Offload(ctx, rec, src, queue.Event{Kind: queue.EvOffloaded, Slot: s.index, Device: id.Serial})
+	rec, err = s.guardedOffload(ctx, rec, src, id.Serial)
 	if err != nil {
 		if ctx.Err() == nil {
 			_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "copy failed, camera keeps it: " + err.Error()})
@@ -478,6 +498,59 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 	s.log.Info("recording offloaded", "recording", rid, "bytes", rec.Size, "sha256", rec.SHA256, "hold", rec.Hold)
 	s.a.kick()
 	return rec, nil
+}
+
+// errCopyStalled means the camera's storage stopped delivering bytes mid-copy.
+var errCopyStalled = errors.New("camera storage stalled mid-copy")
+
+// progressReader counts bytes read, for the copy watchdog.
+type progressReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n.Add(int64(n))
+	return n, err
+}
+
+// guardedOffload copies with a progress watchdog: storage that stops delivering bytes for
+// the stall timeout fails the copy (the camera keeps the recording) instead of holding the
+// bay forever. A read stuck in the kernel is abandoned to its goroutine.
+func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src *os.File, device string) (queue.Recording, error) {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr := &progressReader{r: src}
+	type result struct {
+		rec queue.Recording
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := s.a.store.Offload(cctx, rec, pr, queue.Event{Kind: queue.EvOffloaded, Slot: s.index, Device: device})
+		done <- result{r, err}
+	}()
+	stall := time.Duration(s.a.cfg.CopyStall)
+	tick := time.NewTicker(stall / 4)
+	defer tick.Stop()
+	last, lastAt := int64(-1), time.Now()
+	for {
+		select {
+		case r := <-done:
+			return r.rec, r.err
+		case <-tick.C:
+			if n := pr.n.Load(); n != last {
+				last, lastAt = n, time.Now()
+				continue
+			}
+			if time.Since(lastAt) >= stall {
+				cancel()
+				src.Close() // unblocks a read on a pollable file; a hung device read stays behind
+				return rec, fmt.Errorf("%s: %w after %d bytes (%s without progress)", rec.Name, errCopyStalled, last, stall)
+			}
+		}
+	}
 }
 
 func (s *slot) telemetry() wire.SlotTelemetry {

@@ -21,6 +21,7 @@ const (
 	BadBlockGrowth Code = "bad-block-growth"
 	ReadErrors     Code = "read-errors" // errors met reading recordings off the camera
 	NotEmptied     Code = "not-emptied" // the camera leaves the dock with footage on it
+	CameraFull     Code = "camera-full" // storage full of footage the dock could not take: it records nothing
 )
 
 // Thresholds are the rule limits; central sets them by config.
@@ -114,10 +115,13 @@ type Reading struct {
 	ChargeFlatFor time.Duration
 	// PrevBadBlocks is the bad-block count at the device's previous docking (nil: none).
 	PrevBadBlocks *int
-	// ReadErrors counts recordings that failed to read in this docking.
-	ReadErrors int
+	// ReadErrors counts recordings that failed to read in this docking; ReadErrorDetail
+	// says how the last one failed.
+	ReadErrors      int
+	ReadErrorDetail string
 	// LeftOnCamera counts recordings still on the camera after offload finished, and
-	// LeftWhy says why (empty when the dock chose to keep them, e.g. policy or full spool).
+	// LeftWhy says why when no other rule covers it (empty when the dock chose to keep
+	// them by policy or for a full spool, or when they could not be read).
 	LeftOnCamera int
 	LeftWhy      string
 }
@@ -185,10 +189,13 @@ func Evaluate(r Reading, t Thresholds, active map[Code]bool) []Verdict {
 		add(Verdict{Code: BadBlockGrowth, Detail: fmt.Sprintf("bad blocks grew from %d to %d since the last docking (limit +%d)", *r.PrevBadBlocks, s.BadBlocks, t.MaxBadBlockGrowth), OutOfService: true})
 	}
 	if r.ReadErrors > t.MaxReadErrors {
-		add(Verdict{Code: ReadErrors, Detail: fmt.Sprintf("%d recordings could not be read off the camera; they stay on it", r.ReadErrors), OutOfService: true})
+		add(Verdict{Code: ReadErrors, Detail: fmt.Sprintf("%d recordings could not be read off the camera; they stay on it (%s)", r.ReadErrors, r.ReadErrorDetail), OutOfService: true})
 	}
 	if r.LeftOnCamera > 0 && r.LeftWhy != "" {
 		add(Verdict{Code: NotEmptied, Detail: fmt.Sprintf("%d recordings left on the camera: %s", r.LeftOnCamera, r.LeftWhy), OutOfService: true})
+	}
+	if s := r.Storage; s != nil && s.Capacity > 0 && s.Free == 0 && r.LeftOnCamera > 0 {
+		add(Verdict{Code: CameraFull, Detail: fmt.Sprintf("storage full with %d recordings the dock could not take: the camera cannot record", r.LeftOnCamera), OutOfService: true})
 	}
 	if r.LinkFailures >= t.LinkFailures {
 		add(Verdict{Code: LinkLost, Detail: fmt.Sprintf("%d requests unanswered", r.LinkFailures), ChargeOff: true, OutOfService: true})

@@ -189,6 +189,11 @@ func (u *Uplink) ReportConfig(ctx context.Context, r wire.ReportedMsg) error {
 	return u.publish(ctx, wire.TopicReported, true, r)
 }
 
+// Health reports a device's health sample.
+func (u *Uplink) Health(ctx context.Context, h wire.HealthMsg) error {
+	return u.publish(ctx, wire.TopicHealth, false, h)
+}
+
 // Ledger exports ledger entries to central.
 func (u *Uplink) Ledger(ctx context.Context, l wire.LedgerMsg) error {
 	return u.publish(ctx, wire.TopicLedger, false, l)

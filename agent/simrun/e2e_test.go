@@ -222,3 +222,54 @@ func TestConfigIntake(t *testing.T) {
 		t.Errorf("persisted config %+v %v %v", saved, ok, err)
 	}
 }
+
+// Central's fleet settings at the dock: a blocked camera is offloaded first, then locked
+// with its LED lit; a camera due out charges past the long-life ceiling while another
+// stops at it; each docking's health sample reaches central.
+func TestBlockListDueOutAndHealthHistory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 3, Log: testLog(t), Config: func(c *agent.Config) { c.ChargeCeiling = 80 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cfg := wire.ConfigMsg{Version: 2, Team: "T", Blocked: []string{"CAM-BLK"}, DueOut: []string{"CAM-OUT"}}
+	if err := h.Central.PushConfig(ctx, "dock-sim-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(ctx, "config applied", func() bool { return h.Agent.Settings().Version == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	blk, want, _ := h.NewCamera("CAM-BLK", "OF-1", 2, 100_000, 21, nil, nil)
+	out, _, _ := h.NewCamera("CAM-OUT", "OF-2", 1, 100_000, 22, nil, func(s *sim.CameraState) { s.ChargePct = 75 })
+	stay, _, _ := h.NewCamera("CAM-STAY", "OF-3", 1, 100_000, 23, nil, func(s *sim.CameraState) { s.ChargePct = 75 })
+	for i, c := range []*sim.Camera{blk, out, stay} {
+		if err := h.Dock.Dock(i, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WaitCentral(ctx, h.Central.Store(), want); err != nil {
+		t.Fatal(err) // evidence first: the blocked camera's footage still arrives
+	}
+	if err := WaitFor(ctx, "blocked camera locked", func() bool {
+		return blk.State().LockReason != "" && h.Dock.Slots[0].Fault.Level() == true && len(blk.State().Files) == 0
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(ctx, "due-out camera charged full", func() bool { return out.State().ChargePct >= 100 }); err != nil {
+		t.Fatal(err)
+	}
+	if c := stay.State().ChargePct; c > 82 {
+		t.Errorf("CAM-STAY charged to %.0f%%, past the 80%% ceiling", c)
+	}
+	if h.Dock.Slots[2].Charge.Level() == true {
+		t.Error("CAM-STAY's charger still on at the ceiling")
+	}
+	if err := WaitFor(ctx, "health samples at central", func() bool { return len(h.Central.Health("CAM-OUT")) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if hs := h.Central.Health("CAM-OUT")[0]; hs.HealthPct != 96 {
+		t.Errorf("health sample %+v", hs)
+	}
+}

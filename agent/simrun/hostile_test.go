@@ -81,6 +81,30 @@ func TestHostileCameras(t *testing.T) {
 			},
 		},
 		{
+			name:  "storage stalls mid-transfer",
+			mod:   func(s *sim.CameraState) { s.StallAfter = 50_000 },
+			fault: health.ReadErrors,
+			check: func(t *testing.T, h *Harness, cam *sim.Camera, want Footage) {
+				f := faultOf(h, "read-errors")
+				if !strings.Contains(f.Detail, "stalled") {
+					t.Errorf("read-errors detail does not say it stalled: %q", f.Detail)
+				}
+				if err := WaitFor(context.Background(), "the others offloaded", func() bool { return len(cam.State().Files) == 1 }); err != nil {
+					t.Errorf("%d recordings on the camera, want only the stalled one", len(cam.State().Files))
+				}
+			},
+		},
+		{
+			name: "full camera the dock cannot empty",
+			mod: func(s *sim.CameraState) {
+				s.Capacity = 600_000 // exactly its three recordings: no space left
+				for name := range s.Files {
+					s.Unreadable = append(s.Unreadable, name) // and none can be read
+				}
+			},
+			fault: health.CameraFull,
+		},
+		{
 			name:  "clock years off",
 			mod:   func(s *sim.CameraState) { s.ClockOffset = 3 * 365 * 24 * time.Hour },
 			fault: health.ClockDrift,

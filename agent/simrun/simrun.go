@@ -102,6 +102,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	cfg.SpoolReserve = 64 << 20
 	cfg.LinkTimeout = wire.Duration(300 * time.Millisecond)
 	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.CopyStall = wire.Duration(time.Second)
 	cfg.CentralKey = base64.StdEncoding.EncodeToString(pub)
 	if o.Config != nil {
 		o.Config(&cfg)

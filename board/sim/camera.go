@@ -42,7 +42,10 @@ type CameraState struct {
 	// LieSize is added to every size the camera lists (its index disagrees with its files).
 	LieSize int64 `json:"lie_size,omitempty"`
 	// Unreadable names recordings whose data cannot be read off the storage.
-	Unreadable []string            `json:"unreadable,omitempty"`
+	Unreadable []string `json:"unreadable,omitempty"`
+	// StallAfter makes the first recording stop delivering data after this many bytes
+	// (0: never), as a storage link that dies mid-transfer.
+	StallAfter int64               `json:"stall_after,omitempty"`
 	Files      map[string]FileMeta `json:"files"`
 }
 

@@ -3,9 +3,12 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"dock/hw/camlink"
 )
@@ -149,7 +152,7 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 // something that fails to read (as a bad sector would).
 func (c *Camera) exposeLocked(mount string) error {
 	_ = os.RemoveAll(mount)
-	if len(c.st.Unreadable) == 0 {
+	if len(c.st.Unreadable) == 0 && c.st.StallAfter == 0 {
 		return os.Symlink(c.Footage(), mount)
 	}
 	if err := os.MkdirAll(mount, 0o755); err != nil {
@@ -159,7 +162,20 @@ func (c *Camera) exposeLocked(mount string) error {
 	for _, n := range c.st.Unreadable {
 		bad[n] = true
 	}
+	stalled := ""
+	if c.st.StallAfter > 0 {
+		for _, f := range c.filesLocked() {
+			stalled = f.Name
+			break
+		}
+	}
 	for name := range c.st.Files {
+		if name == stalled {
+			if err := stallingFile(filepath.Join(mount, name), filepath.Join(c.Footage(), name), c.st.StallAfter); err != nil {
+				return err
+			}
+			continue
+		}
 		target := filepath.Join(c.Footage(), name)
 		if bad[name] {
 			target = c.dir // a directory: opens, but every read fails
@@ -168,6 +184,28 @@ func (c *Camera) exposeLocked(mount string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// stallingFile serves the first n bytes of src through a FIFO at path, then holds the
+// FIFO open without writing: a reader blocks as on a storage link that died mid-transfer.
+func stallingFile(path, src string, n int64) error {
+	if err := unix.Mkfifo(path, 0o644); err != nil {
+		return err
+	}
+	go func() {
+		w, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		f, err := os.Open(src)
+		if err == nil {
+			_, _ = io.CopyN(w, f, n)
+			f.Close()
+		}
+		time.Sleep(time.Hour) // never finishes; the simulator's exit closes it
+		w.Close()
+	}()
 	return nil
 }
 

@@ -58,6 +58,7 @@ type Receiver struct {
 	reported  map[string]wire.ReportedMsg
 	status    map[string]wire.StatusMsg
 	ledger    map[string][]json.RawMessage
+	health    map[string][]wire.HealthMsg // by device, across docks
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	received  atomic.Int64 // chunk bytes received, repeats included
@@ -87,7 +88,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Receiver, error) 
 		o.ClientID = "central"
 	}
 	r := &Receiver{o: o, log: log, transfers: map[string]*transfer{}, granted: map[string]time.Time{},
-		alerts: map[string]wire.AlertMsg{}, reported: map[string]wire.ReportedMsg{}, status: map[string]wire.StatusMsg{}, ledger: map[string][]json.RawMessage{}}
+		alerts: map[string]wire.AlertMsg{}, reported: map[string]wire.ReportedMsg{}, status: map[string]wire.StatusMsg{}, ledger: map[string][]json.RawMessage{}, health: map[string][]wire.HealthMsg{}}
 	filter := wire.DockRoot + "/+/#"
 	if o.Share != "" {
 		filter = "$share/" + o.Share + "/" + filter
@@ -202,6 +203,14 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 		r.reported[dock] = rep
 		r.mu.Unlock()
 		r.log.Info("central: dock config", "dock", dock, "version", rep.Version, "status", rep.Status, "reason", rep.Reason)
+	case wire.TopicHealth:
+		var hm wire.HealthMsg
+		if err := json.Unmarshal(p, &hm); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.health[hm.Device] = append(r.health[hm.Device], hm)
+		r.mu.Unlock()
 	case wire.TopicLedger:
 		var l wire.LedgerMsg
 		if err := json.Unmarshal(p, &l); err != nil {
@@ -443,6 +452,13 @@ func (r *Receiver) Progress(dock, id string) int64 {
 		return t.next
 	}
 	return 0
+}
+
+// Health returns a device's health samples from every dock, in arrival order.
+func (r *Receiver) Health(device string) []wire.HealthMsg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]wire.HealthMsg(nil), r.health[device]...)
 }
 
 // Store is the receiver's storage.

@@ -32,6 +32,7 @@ const (
 	TopicEnd       = "transfer/end"    // QoS 1
 	TopicReported  = "config/reported" // retained, QoS 1
 	TopicLedger    = "ledger"          // QoS 1: ledger entries exported to central
+	TopicHealth    = "health"          // QoS 1: one device health sample per docking
 )
 
 // Central-to-dock topic leaves.
@@ -135,6 +136,18 @@ type AlertMsg struct {
 	Attempt  int       `json:"attempt"`
 }
 
+// HealthMsg is one docking's health sample of a device, so central keeps each device's
+// history across docks.
+type HealthMsg struct {
+	Device     string    `json:"device"`
+	Time       time.Time `json:"time"`
+	HealthPct  int       `json:"health_pct"`
+	Cycles     int       `json:"cycles"`
+	BadBlocks  int       `json:"bad_blocks"`
+	Errors     int       `json:"errors"`
+	ServiceDue time.Time `json:"service_due,omitzero"`
+}
+
 // BacklogMsg announces what waits to upload.
 type BacklogMsg struct {
 	Count  int       `json:"count"`
@@ -234,6 +247,8 @@ type ConfigMsg struct {
 	Officers   map[string]string `json:"officers,omitempty"` // device serial -> officer id
 	Thresholds json.RawMessage   `json:"thresholds,omitempty"`
 	Blocked    []string          `json:"blocked,omitempty"` // device serials
+	// DueOut lists devices going out soon: they charge to full, past the long-life ceiling.
+	DueOut []string `json:"due_out,omitempty"`
 	// AlertEvery is how often an unacknowledged alert is sent again.
 	AlertEvery Duration `json:"alert_every,omitempty"`
 	// TelemetryEvery is the telemetry period.

@@ -33,6 +33,10 @@ type Config struct {
 	// CentralKey is central's Ed25519 public key (base64): configs must carry its signature.
 	CentralKey string `json:"central_key"`
 
+	// SpoolKeyFile holds the dock's age key that spool files are encrypted for. Keep it
+	// off the spool's medium (an SD card pulled from the dock must not carry its key).
+	SpoolKeyFile string `json:"spool_key_file"`
+
 	CameraPassword string `json:"camera_password"`
 	// SpoolReserve is the free space (bytes) offload never eats into.
 	SpoolReserve int64 `json:"spool_reserve"`
@@ -62,7 +66,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Board: "rpi-cm4-dock4", DataDir: "/var/lib/dock-agent", Broker: "tcp://127.0.0.1:1883",
-		CameraPassword: "000000", SpoolReserve: 512 << 20,
+		CameraPassword: "000000", SpoolReserve: 512 << 20, SpoolKeyFile: "/etc/dock-agent/spool.key",
 		Poll: wire.Duration(30 * time.Second), Debounce: wire.Duration(50 * time.Millisecond),
 		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100, CopyStall: wire.Duration(30 * time.Second),
 		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464", ShiftDrawMAh: 200,
@@ -78,6 +82,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("dock id %q: 1-64 letters, digits, '-' or '_'", c.Dock)
 	case c.DataDir == "":
 		return fmt.Errorf("data_dir is empty")
+	case c.SpoolKeyFile == "":
+		return fmt.Errorf("spool_key_file is empty: footage is never stored in the clear")
 	case c.Broker == "":
 		return fmt.Errorf("broker is empty")
 	case c.SpoolReserve < 0:

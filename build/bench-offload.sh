@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench-offload: one large recording copied into the spool (copy + SHA-256 in one pass,
+# bench-offload: one large recording copied into the spool (copy + SHA-256 + age encryption
+# in one pass,
 # fsync, rename, directory fsync, Badger commit) against `cp` + sync alone and `cp` + sync
 # then `sha256sum`, on the same file and filesystem, in one run. Warm page cache for all
 # three (the source is read once before timing); everything is synced before each timing. SIZE_MB sets the file size (default 2048).
@@ -33,5 +34,5 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 printf '%-34s %9s %10s %9s\n' "method" "seconds" "MiB/s" "vs cp"
 printf '%-34s %9.3f %10.1f %9.2f\n' "cp + sync (baseline)" "$a" "$(mbps "$a")" 1
 printf '%-34s %9.3f %10.1f %9.2f\n' "cp + sync, then sha256sum" "$b" "$(mbps "$b")" "$(echo "$a / $b" | bc -l)"
-printf '%-34s %9.3f %10.1f %9.2f\n' "dock spool: copy+sha256+fsync+commit" "$c" "$(mbps "$c")" "$(echo "$a / $c" | bc -l)"
+printf '%-34s %9.3f %10.1f %9.2f\n' "dock: copy+sha256+encrypt+fsync+commit" "$c" "$(mbps "$c")" "$(echo "$a / $c" | bc -l)"
 printf 'cp_s=%.3f cp_sha256_s=%.3f dock_s=%.3f dock_vs_cp=%.3f target_vs_cp=0.95\n' "$a" "$b" "$c" "$(echo "$a / $c" | bc -l)"

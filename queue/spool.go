@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"filippo.io/age"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,11 +32,15 @@ const (
 type Header struct {
 	ID     string    `json:"id"`
 	Record Recording `json:"recording"`
+	// Encrypted: the content is an age stream (X25519, ChaCha20-Poly1305 in 64 KiB
+	// chunks) under a fresh per-file key wrapped for the dock's key.
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // Spool is the directory of write-once footage files.
 type Spool struct {
 	dir string
+	key *age.X25519Identity // nil: plaintext spool (tests and benchmarks only)
 }
 
 // ErrShortCopy means the source ended before the size the camera announced: the camera
@@ -93,6 +98,16 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 	if _, err := tmp.Seek(headerSize, io.SeekStart); err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
+	var dst io.Writer = tmp
+	var sealer io.WriteCloser
+	if s.key != nil {
+		// Each file gets its own key, wrapped for the dock's key: an SD card pulled from
+		// the dock shows no footage (article 16).
+		if sealer, err = age.Encrypt(tmp, s.key.Recipient()); err != nil {
+			return rec, fmt.Errorf("spool %s: encrypt: %w", rec.ID, err)
+		}
+		dst = sealer
+	}
 	h := sha256.New()
 	buf := make([]byte, copyBufSize)
 	var n int64
@@ -104,7 +119,7 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 		m, rerr := io.ReadFull(src, buf[:want])
 		if m > 0 {
 			h.Write(buf[:m])
-			if _, err := tmp.Write(buf[:m]); err != nil {
+			if _, err := dst.Write(buf[:m]); err != nil {
 				return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 			}
 			n += int64(m)
@@ -121,8 +136,13 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 	if m, _ := src.Read(one[:]); m > 0 {
 		return rec, fmt.Errorf("spool %s: source longer than the announced %d bytes", rec.ID, rec.Size)
 	}
+	if sealer != nil {
+		if err := sealer.Close(); err != nil {
+			return rec, fmt.Errorf("spool %s: encrypt: %w", rec.ID, err)
+		}
+	}
 	rec.SHA256 = hex.EncodeToString(h.Sum(nil))
-	hdr, err := encodeHeader(Header{ID: rec.ID, Record: rec})
+	hdr, err := encodeHeader(Header{ID: rec.ID, Record: rec, Encrypted: sealer != nil})
 	if err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
@@ -203,6 +223,10 @@ type Footage struct {
 func (f *Footage) Close() error { return f.f.Close() }
 
 func (s *Spool) open(rec Recording) (*Footage, error) {
+	hdr, err := ReadHeader(s.path(rec.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", rec.ID, err)
+	}
 	f, err := os.Open(s.path(rec.ID))
 	if err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", rec.ID, err)
@@ -212,11 +236,64 @@ func (s *Spool) open(rec Recording) (*Footage, error) {
 		f.Close()
 		return nil, fmt.Errorf("open spool %s: %w", rec.ID, err)
 	}
-	if info.Size() != headerSize+rec.Size {
-		f.Close()
-		return nil, fmt.Errorf("open spool %s: %w: %d bytes, want %d", rec.ID, ErrIntegrity, info.Size()-headerSize, rec.Size)
+	body := info.Size() - headerSize
+	if !hdr.Encrypted {
+		if body != rec.Size {
+			f.Close()
+			return nil, fmt.Errorf("open spool %s: %w: %d bytes, want %d", rec.ID, ErrIntegrity, body, rec.Size)
+		}
+		return &Footage{SectionReader: io.NewSectionReader(f, headerSize, rec.Size), f: f}, nil
 	}
-	return &Footage{SectionReader: io.NewSectionReader(f, headerSize, rec.Size), f: f}, nil
+	if s.key == nil {
+		f.Close()
+		return nil, fmt.Errorf("open spool %s: encrypted, and no dock key is configured", rec.ID)
+	}
+	// Random access into the age stream: a resumed upload decrypts from its offset on.
+	ra, size, err := age.DecryptReaderAt(io.NewSectionReader(f, headerSize, body), body, s.key)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open spool %s: %w: %v", rec.ID, ErrIntegrity, err)
+	}
+	if size != rec.Size {
+		f.Close()
+		return nil, fmt.Errorf("open spool %s: %w: %d bytes, want %d", rec.ID, ErrIntegrity, size, rec.Size)
+	}
+	return &Footage{SectionReader: io.NewSectionReader(ra, 0, size), f: f}, nil
+}
+
+// LoadKey reads the dock's age identity from path, creating it (mode 0600) if absent.
+func LoadKey(path string) (*age.X25519Identity, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return nil, fmt.Errorf("dock key: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("dock key: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("dock key: %w", err)
+		}
+		if _, err := fmt.Fprintln(f, id.String()); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dock key: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dock key: %w", err)
+		}
+		return id, f.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dock key: %w", err)
+	}
+	id, err := age.ParseX25519Identity(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("dock key %s: %w", path, err)
+	}
+	return id, nil
 }
 
 // removeOrphan deletes the spool file of id, which the caller knows has no record.

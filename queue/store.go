@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 )
@@ -146,6 +147,10 @@ func (s *Store) gcLoop() {
 
 // Spool is the store's footage directory.
 func (s *Store) Spool() *Spool { return s.spool }
+
+// Encrypt makes every spool file written from now on encrypted for key, and lets the
+// store read the encrypted ones. Call it before any offload.
+func (s *Store) Encrypt(key *age.X25519Identity) { s.spool.key = key }
 
 // update runs fn in one Badger transaction and appends events to the ledger in that same
 // transaction, so a state change and its ledger entry commit together or not at all.

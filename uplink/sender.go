@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -215,8 +216,9 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 	for acked < rec.Size {
 		for sent < rec.Size && sent-acked < window*chunk {
 			n := min(chunk, rec.Size-sent)
-			if _, err := f.ReadAt(buf[:n], sent); err != nil {
-				return fmt.Errorf("read spool %s at %d: %w", rec.ID, sent, err)
+			// A ReaderAt may report io.EOF along with a full read of the last bytes.
+			if m, err := f.ReadAt(buf[:n], sent); int64(m) != n || (err != nil && !errors.Is(err, io.EOF)) {
+				return fmt.Errorf("read spool %s at %d: %d of %d bytes: %w", rec.ID, sent, m, n, err)
 			}
 			if _, err := s.u.conn.PublishAsync(topic, 1, wire.AppendChunk(nil, wire.Chunk{Recording: rec.ID, Offset: sent, Data: buf[:n]})); err != nil {
 				return err

@@ -103,6 +103,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	cfg.LinkTimeout = wire.Duration(300 * time.Millisecond)
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.CopyStall = wire.Duration(time.Second)
+	cfg.SpoolKeyFile = filepath.Join(o.Dir, "keys", "spool.key")
 	cfg.CentralKey = base64.StdEncoding.EncodeToString(pub)
 	if o.Config != nil {
 		o.Config(&cfg)
@@ -110,7 +111,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	if err := cfg.Check(); err != nil {
 		return h, err
 	}
-	h.Store, err = queue.Open(cfg.DataDir, o.Log.With("component", "queue"))
+	h.Store, err = agent.OpenStore(cfg, o.Log)
 	if err != nil {
 		return h, err
 	}

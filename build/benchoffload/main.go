@@ -1,5 +1,5 @@
-// Command benchoffload times the dock's offload path (copy + SHA-256 into a write-once,
-// fsynced spool file) on one file, for build/bench-offload.sh to compare with cp.
+// Command benchoffload times the dock's offload path (copy + SHA-256 + encryption into a
+// write-once, fsynced spool file) on one file, for build/bench-offload.sh to compare with cp.
 package main
 
 import (
@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"dock/queue"
@@ -17,6 +18,7 @@ import (
 func main() {
 	src := flag.String("src", "", "source file (the camera's recording)")
 	dir := flag.String("dir", "", "state directory for the queue")
+	encrypt := flag.Bool("encrypt", true, "encrypt the spool file (as the agent does)")
 	flag.Parse()
 	f, err := os.Open(*src)
 	if err != nil {
@@ -31,6 +33,14 @@ func main() {
 		os.Exit(1)
 	}
 	defer s.Close()
+	if *encrypt {
+		key, err := queue.LoadKey(filepath.Join(*dir, "spool.key"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		s.Encrypt(key)
+	}
 	start := time.Now()
 	rec, err := s.Offload(context.Background(), queue.Recording{ID: "bench", Name: "bench.mp4", Device: "BENCH", Size: info.Size()}, f, queue.Event{Kind: queue.EvOffloaded})
 	if err != nil {

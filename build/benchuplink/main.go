@@ -40,6 +40,11 @@ func run(broker, src, dir string, chunk, window int, cut float64) error {
 		return err
 	}
 	defer q.Close()
+	key, err := queue.LoadKey(filepath.Join(dir, "spool.key"))
+	if err != nil {
+		return err
+	}
+	q.Encrypt(key) // as the agent does: the upload decrypts as it reads
 	f, err := os.Open(src)
 	if err != nil {
 		return err

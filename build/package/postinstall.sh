@@ -2,6 +2,10 @@
 set -e
 chown dock-agent:dock-agent /var/lib/dock-agent
 chgrp dock-agent /etc/dock-agent/config.json
+# The spool is encrypted for this key; it lives in /etc (the board's own storage), never on
+# the spool's medium.
+/usr/bin/dockagent -init-key /etc/dock-agent/spool.key
+chown dock-agent:dock-agent /etc/dock-agent/spool.key
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   udevadm control --reload-rules >/dev/null 2>&1 || true

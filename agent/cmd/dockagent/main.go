@@ -24,6 +24,7 @@ import (
 func main() {
 	configPath := flag.String("config", "/etc/dock-agent/config.json", "configuration file")
 	version := flag.Bool("version", false, "print the version and exit")
+	initKey := flag.String("init-key", "", "create the spool encryption key at this path if it does not exist, and exit (package install)")
 	embedded := flag.String("embedded-broker", "", "start an embedded MQTT broker on this loopback address (e.g. 127.0.0.1:1883) and use it")
 	flag.Parse()
 	if *version {
@@ -31,6 +32,13 @@ func main() {
 		return
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if *initKey != "" {
+		if _, err := queue.LoadKey(*initKey); err != nil {
+			log.Error("spool key", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*configPath, *embedded, log); err != nil {
 		log.Error("dock agent stopped", "err", err)
 		os.Exit(1)
@@ -64,7 +72,7 @@ func run(configPath, embedded string, log *slog.Logger) error {
 		defer br.Close()
 		cfg.Broker = br.URL()
 	}
-	store, err := queue.Open(cfg.DataDir, log.With("component", "queue"))
+	store, err := agent.OpenStore(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -381,7 +381,7 @@ func (s *Store) Lease(id, transfer string) (Recording, error) {
 	return s.transition(id, StepLease, func(r *Recording) error {
 		r.Transfer = transfer
 		return nil
-	}, Event{Kind: EvAccess, Device: "", Recording: id, Detail: "read for upload, transfer " + transfer})
+	}, Event{Kind: EvAccess, Recording: id, Detail: "read for upload, transfer " + transfer})
 }
 
 // Release returns a leased recording to the queue (its transfer ended without a receipt).

@@ -45,6 +45,7 @@ type slot struct {
 	// This docking's offload outcome, for the health rules.
 	readErrors int
 	readWhy    string
+	storageErr string
 	leftOn     int
 	leftWhy    string
 	prevBad    *int
@@ -150,6 +151,7 @@ func (s *slot) removed() {
 	s.mu.Lock()
 	s.device, s.officer, s.battery, s.storage = "", "", nil, nil
 	s.readErrors, s.readWhy, s.leftOn, s.leftWhy, s.prevBad, s.sampled, s.serviceDue = 0, "", 0, "", nil, false, time.Time{}
+	s.storageErr = ""
 	s.mu.Unlock()
 }
 
@@ -252,6 +254,7 @@ func (s *slot) evaluate(ctx context.Context, link *camlink.Link, failures *int, 
 	device := s.device
 	r.Charging = s.charging
 	r.ReadErrors, r.ReadErrorDetail, r.LeftOnCamera, r.LeftWhy, r.PrevBadBlocks = s.readErrors, s.readWhy, s.leftOn, s.leftWhy, s.prevBad
+	r.StorageError = s.storageErr
 	s.mu.Unlock()
 	settings := s.a.Settings()
 	r.Blocked = settings.Blocked[device]
@@ -384,17 +387,28 @@ func (s *slot) settle(ctx context.Context, link *camlink.Link) {
 // copy once the dock's is durable (or, by policy, verified by central).
 func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Identity, officer string, drift time.Duration) {
 	settings := s.a.Settings()
+	storageFailed := func(what string, err error) {
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Error("camera storage unreadable", "step", what, "err", err)
+		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: what + ": " + err.Error()})
+		s.mu.Lock()
+		s.storageErr = what + ": " + err.Error()
+		s.mu.Unlock()
+	}
 	if err := link.Auth(ctx, s.a.cfg.CameraPassword); err != nil {
-		s.log.Error("camera storage not unlocked", "err", err)
-		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: "auth: " + err.Error()})
+		storageFailed("unlock storage", err)
 		return
 	}
 	files, err := link.List(ctx)
 	if err != nil {
-		s.log.Error("list recordings", "err", err)
-		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: "list: " + err.Error()})
+		storageFailed("list recordings", err)
 		return
 	}
+	s.mu.Lock()
+	s.storageErr = ""
+	s.mu.Unlock()
 	readErrors, kept, left := 0, 0, 0
 	var lastErr, lastReadErr error
 	defer func() {
@@ -432,6 +446,9 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		rec, err := s.a.store.Get(rid)
 		if errors.Is(err, queue.ErrNotFound) {
 			rec, err = s.copy(ctx, f, rid, id, officer, drift, settings)
+		} else if err == nil && rec.Size != f.Size {
+			// The dock holds a different version under this name: never free the camera's.
+			err = fmt.Errorf("%s: camera has %d bytes, the dock's copy %d: %w", f.Name, f.Size, rec.Size, errChangedDuringCopy)
 		}
 		if errors.Is(err, errSpoolFull) {
 			s.log.Warn("offload paused: spool at its reserve; footage stays on the camera")
@@ -476,7 +493,9 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		return queue.Recording{}, fmt.Errorf("%s: %w", f.Name, errSpoolFull)
 	}
 	s.a.spaceReturned()
-	src, err := os.Open(filepath.Join(s.def.Mount, f.Name))
+	path := filepath.Join(s.def.Mount, f.Name)
+	before, _ := os.Stat(path)
+	src, err := os.Open(path)
 	if err != nil {
 		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "open on camera: " + err.Error()})
 		return queue.Recording{}, fmt.Errorf("open %s: %w", f.Name, err)
@@ -487,6 +506,14 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		Start: f.Start, End: f.End, Size: f.Size, Class: queue.Patrol, Hold: f.Mark, ClockDrift: drift,
 	}
 	rec, err = s.guardedOffload(ctx, rec, src, id.Serial)
+	if err == nil && changed(before, path) {
+		// The file moved under the copy: the dock's copy may be of neither version.
+		// Withdraw it; the camera keeps the file for the next docking.
+		if werr := s.a.store.Withdraw(rec.ID, "changed on the camera during copy"); werr != nil {
+			s.log.Error("withdraw", "recording", rec.ID, "err", werr)
+		}
+		err = fmt.Errorf("%s: %w", f.Name, errChangedDuringCopy)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "copy failed, camera keeps it: " + err.Error()})
@@ -498,6 +525,18 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 	s.log.Info("recording offloaded", "recording", rid, "bytes", rec.Size, "sha256", rec.SHA256, "hold", rec.Hold)
 	s.a.kick()
 	return rec, nil
+}
+
+// errChangedDuringCopy means the camera's file changed size or time while it was copied.
+var errChangedDuringCopy = errors.New("file changed on the camera during copy")
+
+// changed reports whether the file at path is no longer what before described.
+func changed(before os.FileInfo, path string) bool {
+	after, err := os.Stat(path)
+	if before == nil || err != nil {
+		return before != nil || err == nil
+	}
+	return after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime())
 }
 
 // errCopyStalled means the camera's storage stopped delivering bytes mid-copy.

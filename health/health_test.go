@@ -49,6 +49,7 @@ func TestEvaluate(t *testing.T) {
 		{"left on camera with reason", Reading{LeftOnCamera: 3, LeftWhy: "sizes on the camera differ from its list"}, nil, []Code{NotEmptied}, false},
 		{"left on camera by policy", Reading{LeftOnCamera: 3}, nil, nil, false},
 		{"full camera the dock could not empty", Reading{Storage: &Storage{Capacity: 10, Free: 0}, LeftOnCamera: 2}, nil, []Code{CameraFull}, false},
+		{"storage cannot be listed", Reading{StorageError: "list: camera refused"}, nil, []Code{StorageUnreadable}, false},
 		{"full camera emptied", Reading{Storage: &Storage{Capacity: 10, Free: 0}}, nil, nil, false},
 	}
 	for _, tc := range tests {

@@ -9,19 +9,20 @@ import (
 type Code string
 
 const (
-	BatteryWorn    Code = "battery-worn"     // full-charge capacity too low against design
-	OverTemp       Code = "over-temperature" // too hot to charge
-	UnderTemp      Code = "under-temperature"
-	LinkLost       Code = "link-lost"      // the camera stopped answering
-	StorageErrors  Code = "storage-errors" // error counter or bad blocks over limit
-	StorageWorn    Code = "storage-worn"
-	ClockDrift     Code = "clock-drift"
-	Blocked        Code = "blocked"        // central's block list names the device
-	ChargeStalled  Code = "charge-stalled" // charging but the charge does not rise
-	BadBlockGrowth Code = "bad-block-growth"
-	ReadErrors     Code = "read-errors" // errors met reading recordings off the camera
-	NotEmptied     Code = "not-emptied" // the camera leaves the dock with footage on it
-	CameraFull     Code = "camera-full" // storage full of footage the dock could not take: it records nothing
+	BatteryWorn       Code = "battery-worn"     // full-charge capacity too low against design
+	OverTemp          Code = "over-temperature" // too hot to charge
+	UnderTemp         Code = "under-temperature"
+	LinkLost          Code = "link-lost"      // the camera stopped answering
+	StorageErrors     Code = "storage-errors" // error counter or bad blocks over limit
+	StorageWorn       Code = "storage-worn"
+	ClockDrift        Code = "clock-drift"
+	Blocked           Code = "blocked"        // central's block list names the device
+	ChargeStalled     Code = "charge-stalled" // charging but the charge does not rise
+	BadBlockGrowth    Code = "bad-block-growth"
+	ReadErrors        Code = "read-errors"        // errors met reading recordings off the camera
+	NotEmptied        Code = "not-emptied"        // the camera leaves the dock with footage on it
+	CameraFull        Code = "camera-full"        // storage full of footage the dock could not take: it records nothing
+	StorageUnreadable Code = "storage-unreadable" // the camera's storage cannot be opened or listed
 )
 
 // Thresholds are the rule limits; central sets them by config.
@@ -124,6 +125,8 @@ type Reading struct {
 	// them by policy or for a full spool, or when they could not be read).
 	LeftOnCamera int
 	LeftWhy      string
+	// StorageError is why the camera's storage could not be unlocked or listed ("" if it could).
+	StorageError string
 }
 
 // Verdict is one fault the rules found, with what the dock must do about it.
@@ -193,6 +196,9 @@ func Evaluate(r Reading, t Thresholds, active map[Code]bool) []Verdict {
 	}
 	if r.LeftOnCamera > 0 && r.LeftWhy != "" {
 		add(Verdict{Code: NotEmptied, Detail: fmt.Sprintf("%d recordings left on the camera: %s", r.LeftOnCamera, r.LeftWhy), OutOfService: true})
+	}
+	if r.StorageError != "" {
+		add(Verdict{Code: StorageUnreadable, Detail: "camera storage cannot be read: " + r.StorageError, OutOfService: true})
 	}
 	if s := r.Storage; s != nil && s.Capacity > 0 && s.Free == 0 && r.LeftOnCamera > 0 {
 		add(Verdict{Code: CameraFull, Detail: fmt.Sprintf("storage full with %d recordings the dock could not take: the camera cannot record", r.LeftOnCamera), OutOfService: true})

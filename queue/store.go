@@ -465,6 +465,29 @@ func (s *Store) Free(id string) error {
 	return s.spool.remove(id)
 }
 
+// Withdraw removes a just-spooled recording that must not stand (its source changed while
+// it was copied), with a ledger entry. Only a Spooled recording that was never leased can
+// be withdrawn: the camera still holds the original.
+func (s *Store) Withdraw(id, why string) error {
+	err := s.update(func(txn *badger.Txn) error {
+		r, err := getRec(txn, id)
+		if err != nil {
+			return err
+		}
+		if r.State != Spooled {
+			return fmt.Errorf("withdraw %s: %s, not spooled", id, r.State)
+		}
+		if err := txn.Delete(pendingKey(r)); err != nil {
+			return err
+		}
+		return txn.Delete(recKey(id))
+	}, Event{Kind: EvInput, Recording: id, Detail: "spool copy withdrawn: " + why})
+	if err != nil {
+		return err
+	}
+	return s.spool.remove(id)
+}
+
 // FreeOrphans removes spool files whose records are Freed (a crash between Free's two steps).
 func (s *Store) FreeOrphans() (int, error) {
 	paths, err := filepath.Glob(filepath.Join(s.spool.dir, "*.rec"))

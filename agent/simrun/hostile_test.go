@@ -105,6 +105,31 @@ func TestHostileCameras(t *testing.T) {
 			fault: health.CameraFull,
 		},
 		{
+			name:  "file changes during copy",
+			mod:   func(s *sim.CameraState) { s.GrowsDuringCopy = true },
+			fault: health.ReadErrors,
+			check: func(t *testing.T, h *Harness, cam *sim.Camera, want Footage) {
+				if err := WaitFor(context.Background(), "the others offloaded", func() bool { return len(cam.State().Files) == 1 }); err != nil {
+					t.Errorf("%d recordings on the camera, want only the changing one", len(cam.State().Files))
+				}
+				for name := range cam.State().Files {
+					if _, err := h.Store.Get(queue.RecordingID("CAM-H", name)); err == nil {
+						t.Errorf("%s is in the queue although it changed during the copy", name)
+					}
+				}
+			},
+		},
+		{
+			name:  "storage refuses to unlock",
+			mod:   func(s *sim.CameraState) { s.Password = "changed-by-someone" },
+			fault: health.StorageUnreadable,
+			check: func(t *testing.T, h *Harness, cam *sim.Camera, want Footage) {
+				if len(cam.State().Files) != len(want) {
+					t.Error("recordings left a camera whose storage never opened")
+				}
+			},
+		},
+		{
 			name:  "clock years off",
 			mod:   func(s *sim.CameraState) { s.ClockOffset = 3 * 365 * 24 * time.Hour },
 			fault: health.ClockDrift,

@@ -44,6 +44,9 @@ type CameraState struct {
 	// Unreadable names recordings whose data cannot be read off the storage.
 	Unreadable []string `json:"unreadable,omitempty"`
 	// StallAfter makes the first recording stop delivering data after this many bytes
+	// GrowsDuringCopy makes the first recording keep growing for a moment once the storage
+	// is exposed, as a camera still writing a file would.
+	GrowsDuringCopy bool `json:"grows_during_copy,omitempty"`
 	// (0: never), as a storage link that dies mid-transfer.
 	StallAfter int64               `json:"stall_after,omitempty"`
 	Files      map[string]FileMeta `json:"files"`

@@ -98,6 +98,11 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 				return nil, fmt.Errorf("expose storage: %v", err)
 			}
 			s.exposed = true
+			if c.st.GrowsDuringCopy {
+				if files := c.filesLocked(); len(files) > 0 {
+					go grow(filepath.Join(c.Footage(), files[0].Name))
+				}
+			}
 		}
 		return camlink.Empty{}, nil
 	case camlink.CodeDelete:
@@ -207,6 +212,20 @@ func stallingFile(path, src string, n int64) error {
 		w.Close()
 	}()
 	return nil
+}
+
+// grow appends to a file for a while, as a camera still recording into it.
+func grow(path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for i := 0; i < 100; i++ {
+		_, _ = f.Write(chunk)
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // chargeStep advances the battery by dt of charging (about 1 % per simulated second of

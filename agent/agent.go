@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -254,6 +255,8 @@ func (a *Agent) command(c wire.CommandMsg) error {
 		return a.faultEvent(c.Fault, health.EvRepair, c.By)
 	case "clear-fault":
 		return a.faultEvent(c.Fault, health.EvClear, c.By)
+	case "sample":
+		return a.sample(c)
 	case "release-hold":
 		if _, err := a.store.ReleaseHold(c.Recording); err != nil {
 			return err
@@ -265,6 +268,34 @@ func (a *Agent) command(c wire.CommandMsg) error {
 		return err
 	}
 	return fmt.Errorf("unknown command %q", c.Kind)
+}
+
+// sample honours central's spot check (article 22): Count recordings of Device started on
+// Day, chosen at random among those still on the dock, upload before anything else.
+func (a *Agent) sample(c wire.CommandMsg) error {
+	day, err := time.Parse("2006-01-02", c.Day)
+	if err != nil || c.Device == "" || c.Count < 1 || c.Count > 1000 {
+		return fmt.Errorf("sample needs a device, a day (YYYY-MM-DD) and a count of 1-1000")
+	}
+	var pool []string
+	err = a.store.Each(func(r queue.Recording) error {
+		if r.Device == c.Device && r.State == queue.Spooled && !r.Start.Before(day) && r.Start.Before(day.Add(24*time.Hour)) {
+			pool = append(pool, r.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rand.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
+	pool = pool[:min(c.Count, len(pool))]
+	if err := a.store.Record(queue.Event{Kind: queue.EvAccess, Device: c.Device, Detail: fmt.Sprintf("spot check by %q: %d of %s uploaded first: %v", c.By, len(pool), c.Day, pool)}); err != nil {
+		return err
+	}
+	if a.sender != nil {
+		a.sender.Prioritize(pool)
+	}
+	return nil
 }
 
 // raise records a fault for device (if it is not already open) and reports whether it is new.

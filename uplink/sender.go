@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"dock/queue"
@@ -46,6 +48,17 @@ type Sender struct {
 	OnVerified func(rec queue.Recording)
 
 	kick chan struct{}
+
+	mu    sync.Mutex
+	first []string // recordings central asked for ahead of the queue order (a sample)
+}
+
+// Prioritize puts recordings ahead of the queue order, in the order given.
+func (s *Sender) Prioritize(ids []string) {
+	s.mu.Lock()
+	s.first = append(append([]string(nil), ids...), s.first...)
+	s.mu.Unlock()
+	s.Kick()
 }
 
 // NewSender makes a sender over u and src.
@@ -131,8 +144,21 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
-// next picks what to upload: the grant's named recordings first, then queue order.
+// next picks what to upload: central's sample first, then the grant's named recordings,
+// then queue order.
 func (s *Sender) next(g *wire.GrantMsg) (queue.Recording, bool, error) {
+	s.mu.Lock()
+	first := append([]string(nil), s.first...)
+	s.mu.Unlock()
+	for _, id := range first {
+		r, err := s.src.Get(id)
+		if err == nil && r.State == queue.Spooled {
+			return r, true, nil
+		}
+		s.mu.Lock()
+		s.first = slices.DeleteFunc(s.first, func(x string) bool { return x == id })
+		s.mu.Unlock()
+	}
 	for _, id := range g.Recordings {
 		r, err := s.src.Get(id)
 		if err == nil && r.State == queue.Spooled {

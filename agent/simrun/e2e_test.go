@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,8 @@ import (
 	"dock/board/sim"
 	"dock/health"
 	"dock/queue"
+	"dock/uplink/central"
+	"dock/uplink/mqttconn"
 	"dock/uplink/wire"
 )
 
@@ -271,5 +276,79 @@ func TestBlockListDueOutAndHealthHistory(t *testing.T) {
 	}
 	if hs := h.Central.Health("CAM-OUT")[0]; hs.HealthPct != 96 {
 		t.Errorf("health sample %+v", hs)
+	}
+}
+
+// Article 22 spot check: central asks for N random recordings of a device and day, and
+// they upload before everything else waiting on the dock.
+func TestSampleRequestGoesFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	h, err := Start(ctx, Options{Dir: dir, Slots: 1, NoCentral: true, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cam, want, err := h.NewCamera("CAM-S", "OF-S", 8, 300_000, 31, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h.Dock.Dock(0, cam)
+	if err := WaitFor(ctx, "all spooled", func() bool { st, _ := h.Store.Stats(); return st.Count[queue.Spooled] == len(want) }); err != nil {
+		t.Fatal(err)
+	}
+	var day string
+	onDay := 0
+	_ = h.Store.Each(func(r queue.Recording) error {
+		if day == "" {
+			day = r.Start.UTC().Format("2006-01-02")
+		}
+		if r.Start.UTC().Format("2006-01-02") == day {
+			onDay++
+		}
+		return nil
+	})
+	n := min(3, onDay)
+	office, err := mqttconn.Dial(ctx, mqttconn.Options{Broker: h.BrokerURL, ClientID: "office", CleanSession: true}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer office.Close()
+	cmd, _ := json.Marshal(wire.CommandMsg{Kind: "sample", Device: "CAM-S", Day: day, Count: n, By: "inspector-2"})
+	if err := office.Publish(ctx, wire.CentralTopic("dock-sim-1", wire.TopicCommand), 1, false, cmd); err != nil {
+		t.Fatal(err)
+	}
+	var chosen []string
+	if err := WaitFor(ctx, "spot check in the ledger", func() bool {
+		chosen = nil
+		_ = h.Store.Ledger(1, func(e queue.Entry) error {
+			if e.Kind == queue.EvAccess && strings.Contains(e.Detail, "spot check") {
+				for id := range want {
+					if strings.Contains(e.Detail, id) {
+						chosen = append(chosen, id)
+					}
+				}
+			}
+			return nil
+		})
+		return len(chosen) == n
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-late", Store: central.FileStore{Dir: filepath.Join(dir, "central")}}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	if err := WaitCentral(ctx, rcv.Store(), want); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := rcv.Store().List()
+	sort.Slice(stored, func(i, j int) bool { return stored[i].Stored.Before(stored[j].Stored) })
+	for _, s := range stored[:n] {
+		if !slices.Contains(chosen, s.Meta.ID) {
+			t.Errorf("%s arrived among the first %d, but the sample was %v", s.Meta.ID, n, chosen)
+		}
 	}
 }

@@ -298,12 +298,17 @@ type ReportedMsg struct {
 
 // CommandMsg is a one-off instruction from central.
 type CommandMsg struct {
-	Kind      string `json:"kind"` // ack-fault | release-hold | set-case | clear-fault | repair-fault
+	Kind      string `json:"kind"` // ack-fault | repair-fault | clear-fault | release-hold | sample
 	Fault     string `json:"fault,omitempty"`
 	Recording string `json:"recording,omitempty"`
 	Party     string `json:"party,omitempty"`
 	Case      string `json:"case,omitempty"`
 	By        string `json:"by,omitempty"`
+	// Sample (article 22 spot checks): Count random recordings of Device started on Day
+	// (YYYY-MM-DD, UTC) upload before anything else.
+	Device string `json:"device,omitempty"`
+	Day    string `json:"day,omitempty"`
+	Count  int    `json:"count,omitempty"`
 }
 
 // LedgerMsg carries a run of ledger entries, in order, as the dock stored them.

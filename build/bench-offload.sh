@@ -3,7 +3,9 @@
 # in one pass,
 # fsync, rename, directory fsync, Badger commit) against `cp` + sync alone and `cp` + sync
 # then `sha256sum`, on the same file and filesystem, in one run. Warm page cache for all
-# three (the source is read once before timing); everything is synced before each timing. SIZE_MB sets the file size (default 2048).
+# three (the source is read once before timing); everything is synced before each timing.
+# Then the queue at 1,000,000 recordings (see below). Shift change (10 throttled cameras)
+# is not measured yet: the simulator does not throttle camera reads. SIZE_MB sets the file size (default 2048).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-2048}
@@ -27,12 +29,26 @@ for i in $(seq "$RUNS"); do
   dock+=("${out%% *}")
   [ "${out##* }" = "$want" ] || { echo "hash mismatch: ${out##* } != $want" >&2; exit 1; }
 done
-echo "runs: cp ${cp_only[*]} / cp+sha ${cp_sha[*]} / dock ${dock[*]}" >&2
+echo "runs (s): cp ${cp_only[*]} / cp+sha ${cp_sha[*]} / dock ${dock[*]}"
 a=$(printf '%s\n' "${cp_only[@]}" | best); b=$(printf '%s\n' "${cp_sha[@]}" | best); c=$(printf '%s\n' "${dock[@]}" | best)
 mbps() { echo "$SIZE_MB / $1" | bc -l; }
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), fs $(df -T "$work" | awk 'NR==2 {print $2}'); file ${SIZE_MB} MiB; best of $RUNS"
-printf '%-34s %9s %10s %9s\n' "method" "seconds" "MiB/s" "vs cp"
-printf '%-34s %9.3f %10.1f %9.2f\n' "cp + sync (baseline)" "$a" "$(mbps "$a")" 1
-printf '%-34s %9.3f %10.1f %9.2f\n' "cp + sync, then sha256sum" "$b" "$(mbps "$b")" "$(echo "$a / $b" | bc -l)"
-printf '%-34s %9.3f %10.1f %9.2f\n' "dock: copy+sha256+encrypt+fsync+commit" "$c" "$(mbps "$c")" "$(echo "$a / $c" | bc -l)"
-printf 'cp_s=%.3f cp_sha256_s=%.3f dock_s=%.3f dock_vs_cp=%.3f target_vs_cp=0.95\n' "$a" "$b" "$c" "$(echo "$a / $c" | bc -l)"
+printf '%-40s %9s %10s %9s\n' "method" "seconds" "MiB/s" "vs cp"
+printf '%-40s %9.3f %10.1f %9.2f\n' "cp + sync (baseline)" "$a" "$(mbps "$a")" 1
+printf '%-40s %9.3f %10.1f %9.2f\n' "cp + sync, then sha256sum" "$b" "$(mbps "$b")" "$(echo "$a / $b" | bc -l)"
+printf '%-40s %9.3f %10.1f %9.2f\n' "dock: copy+sha256+encrypt+fsync+commit" "$c" "$(mbps "$c")" "$(echo "$a / $c" | bc -l)"
+first=$(printf 'cp_s=%.3f cp_sha256_s=%.3f dock_s=%.3f dock_vs_cp=%.3f target_vs_cp=0.95' "$a" "$b" "$c" "$(echo "$a / $c" | bc -l)")
+
+# The queue at fleet scale: QUEUE_N recordings (default 1,000,000), then in a fresh process
+# (as after a restart) the reopen, lease + matching receipt per second, disk and memory.
+QUEUE_N=${QUEUE_N:-1000000}
+go build -o "$work/benchqueue" ./build/benchqueue
+"$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -populate
+read -r reopen_s ops_s bytes_per rss_mib < <("$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -ops 2000)
+echo
+printf '%-44s %12s %12s\n' "queue of $QUEUE_N recordings" measured target
+printf '%-44s %12.3f %12s\n' "reopen after restart, s" "$reopen_s" "< 2"
+printf '%-44s %12.0f %12s\n' "lease + receipt per second (synced)" "$ops_s" ">= 10000"
+printf '%-44s %12.0f %12s\n' "bytes on disk per recording" "$bytes_per" "<= 1024"
+printf '%-44s %12.1f %12s\n' "peak RSS of the measuring process, MiB" "$rss_mib" "<= 64"
+printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f bytes_per_recording=%.0f queue_rss_mib=%.1f\n' "$first" "$QUEUE_N" "$reopen_s" "$ops_s" "$bytes_per" "$rss_mib"

@@ -644,6 +644,32 @@ func (b badgerLog) Warningf(f string, a ...any) { b.l.Warn("badger", "msg", fmt.
 func (b badgerLog) Infof(string, ...any)        {}
 func (b badgerLog) Debugf(string, ...any)       {}
 
+// Import writes records in bulk (an index rebuilt from spool headers and central's
+// receipts, or a benchmark's queue), with one ledger entry for the batch. Existing ids are
+// overwritten: only for an empty or rebuilt index.
+func (s *Store) Import(recs []Recording, why string) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(recKey(r.ID), b); err != nil {
+			return err
+		}
+		if r.State == Spooled {
+			if err := wb.Set(pendingKey(r), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	return s.Record(Event{Kind: EvInput, Detail: fmt.Sprintf("imported %d records: %s", len(recs), why)})
+}
+
 // ReleaseAll returns every leased recording to the queue: at start, no transfer is running,
 // so any lease is left over from before a crash.
 func (s *Store) ReleaseAll(why string) (int, error) {

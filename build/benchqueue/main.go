@@ -1,0 +1,107 @@
+// Command benchqueue measures the queue at fleet scale: with -populate it fills a store with
+// N queued recordings; run again without it (a fresh process, as after a restart) it times
+// the reopen, lease + receipt operations per second, and reports bytes on disk per
+// recording and the process's peak RSS. For build/bench-offload.sh.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"dock/queue"
+)
+
+func main() {
+	dir := flag.String("dir", "", "work directory")
+	n := flag.Int("n", 1_000_000, "queued recordings")
+	ops := flag.Int("ops", 2000, "lease+receipt operations to time")
+	populate := flag.Bool("populate", false, "only fill the queue")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var err error
+	if *populate {
+		err = fill(*dir, *n, log)
+	} else {
+		err = measure(*dir, *n, *ops, log)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchqueue:", err)
+		os.Exit(1)
+	}
+}
+
+func fill(dir string, n int, log *slog.Logger) error {
+	s, err := queue.Open(dir, log)
+	if err != nil {
+		return err
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	batch := make([]queue.Recording, 0, 50_000)
+	for i := 0; i < n; i++ {
+		batch = append(batch, queue.Recording{
+			ID: fmt.Sprintf("CAM-%04d_VID_%08d.mp4", i%500, i), Name: fmt.Sprintf("VID_%08d.mp4", i), Device: fmt.Sprintf("CAM-%04d", i%500),
+			Officer: "OF-1234", Team: "Team-North-3", Start: t0.Add(time.Duration(i) * time.Minute), End: t0.Add(time.Duration(i)*time.Minute + 15*time.Minute),
+			Size: 400 << 20, SHA256: strings.Repeat("ab", 32), Class: queue.Patrol, State: queue.Spooled, SpooledAt: t0,
+		})
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := s.Import(batch, "benchmark"); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return s.Close()
+}
+
+func measure(dir string, n, ops int, log *slog.Logger) error {
+	start := time.Now()
+	s, err := queue.Open(dir, log)
+	if err != nil {
+		return err
+	}
+	if p, err := s.Pending(1); err != nil || len(p) != 1 {
+		return fmt.Errorf("pending after reopen: %v", err)
+	}
+	reopen := time.Since(start)
+	// Lease and apply a matching receipt: the queue's work per uploaded recording.
+	start = time.Now()
+	for i := 0; i < ops; i++ {
+		p, err := s.Pending(1)
+		if err != nil || len(p) == 0 {
+			return fmt.Errorf("pending: %v", err)
+		}
+		if _, err := s.Lease(p[0].ID, "bench"); err != nil {
+			return err
+		}
+		if _, err := s.Verify(p[0].ID, p[0].SHA256, p[0].Size); err != nil {
+			return err
+		}
+	}
+	opsPerSec := float64(ops) / time.Since(start).Seconds()
+	if err := s.Close(); err != nil {
+		return err
+	}
+	var bytes int64
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			bytes += info.Size()
+		}
+		return nil
+	})
+	rssKB := 0
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+				fmt.Sscanf(strings.TrimSpace(v), "%d", &rssKB)
+			}
+		}
+	}
+	fmt.Printf("%.3f %.0f %.0f %.1f\n", reopen.Seconds(), opsPerSec, float64(bytes)/float64(n), float64(rssKB)/1024)
+	return nil
+}

@@ -68,18 +68,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			age = a.now().Sub(st.Oldest).Seconds()
 		}
 		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age)
-	}
-	if p, err := a.store.Pending(1 << 20); err == nil {
-		byClass := map[string]int{"hold": 0, "evidence": 0, "patrol": 0}
-		for _, r := range p {
-			switch {
-			case r.Hold != "":
-				byClass["hold"]++
-			default:
-				byClass[string(r.Class)]++
-			}
-		}
-		for k, v := range byClass {
+		for k, v := range st.Waiting {
 			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(v), k)
 		}
 	}

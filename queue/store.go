@@ -523,16 +523,21 @@ type Stats struct {
 	Count  map[State]int   `json:"count"`
 	Bytes  map[State]int64 `json:"bytes"`
 	Oldest time.Time       `json:"oldest,omitzero"` // oldest recording not yet verified
+	// Waiting counts recordings not yet verified by upload class: hold, evidence, patrol.
+	Waiting map[string]int `json:"waiting"`
 }
 
 // Stats scans the records.
 func (s *Store) Stats() (Stats, error) {
-	st := Stats{Count: map[State]int{}, Bytes: map[State]int64{}}
+	st := Stats{Count: map[State]int{}, Bytes: map[State]int64{}, Waiting: map[string]int{"hold": 0, "evidence": 0, "patrol": 0}}
 	err := s.Each(func(r Recording) error {
 		st.Count[r.State]++
 		st.Bytes[r.State] += r.Size
-		if (r.State == Spooled || r.State == Uploading) && (st.Oldest.IsZero() || r.Start.Before(st.Oldest)) {
-			st.Oldest = r.Start
+		if r.State == Spooled || r.State == Uploading {
+			if st.Oldest.IsZero() || r.Start.Before(st.Oldest) {
+				st.Oldest = r.Start
+			}
+			st.Waiting[[]string{"hold", "evidence", "patrol"}[r.rank()]]++
 		}
 		return nil
 	})

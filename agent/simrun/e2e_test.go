@@ -98,6 +98,7 @@ func TestDockOffloadUploadVerifyEmbeddedBroker(t *testing.T) {
 		`dock_slot_state{slot="1",state="out-of-service"} 1`,
 		`dock_faults{code="battery-worn",state=`,
 		`dock_queue_recordings{state="freed"} 4`,
+		`dock_queue_pending_by_class{class="patrol"} 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

@@ -26,6 +26,20 @@ import (
 	"dock/uplink/wire"
 )
 
+// startHarness starts the agent on a simulated dock for one test, with a deadline; both
+// end with the test.
+func startHarness(t *testing.T, timeout time.Duration, o Options) (context.Context, *Harness) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	h, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return ctx, h
+}
+
 func testLog(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -34,13 +48,7 @@ func testLog(t *testing.T) *slog.Logger {
 }
 
 func TestDockOffloadUploadVerifyEmbeddedBroker(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 2, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ctx, h := startHarness(t, 60*time.Second, Options{Dir: t.TempDir(), Slots: 2, Log: testLog(t)})
 	cam, want, err := h.NewCamera("CAM-0001", "OF-1", 3, 700_000, 1, map[int]string{1: "dispute"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -108,8 +116,6 @@ func TestDockOffloadUploadVerifyEmbeddedBroker(t *testing.T) {
 
 // dockctl, the maintenance tool, against the running agent's control socket.
 func TestDockctl(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	dir := t.TempDir()
 	bin := dir + "/dockctl"
 	host, _ := exec.Command("go", "env", "GOHOSTARCH").Output()
@@ -118,11 +124,7 @@ func TestDockctl(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build dockctl: %v\n%s", err, out)
 	}
-	h, err := Start(ctx, Options{Dir: dir, Slots: 1, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ctx, h := startHarness(t, 60*time.Second, Options{Dir: dir, Slots: 1, Log: testLog(t)})
 	cam, _, err := h.NewCamera("CAM-CTL", "OF-9", 2, 100_000, 9, nil, func(s *sim.CameraState) { s.FullMAh = 1000 })
 	if err != nil {
 		t.Fatal(err)
@@ -166,13 +168,7 @@ func TestDockctl(t *testing.T) {
 // Configs: signed and valid is applied and reported; unsigned, signed by another key, or
 // invalid is refused with the reason published, and the config in force stays.
 func TestConfigIntake(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ctx, h := startHarness(t, 30*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
 	_, stranger, _ := ed25519.GenerateKey(nil)
 	good := wire.ConfigMsg{Version: 5, Team: "Team-East", Officers: map[string]string{"CAM-1": "OF-1"}, Thresholds: json.RawMessage(`{"min_battery_health_pct": 75}`)}
 	forged := good
@@ -233,13 +229,7 @@ func TestConfigIntake(t *testing.T) {
 // with its LED lit; a camera due out charges past the long-life ceiling while another
 // stops at it; each docking's health sample reaches central.
 func TestBlockListDueOutAndHealthHistory(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 3, Log: testLog(t), Config: func(c *agent.Config) { c.ChargeCeiling = 80 }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ctx, h := startHarness(t, 60*time.Second, Options{Dir: t.TempDir(), Slots: 3, Log: testLog(t), Config: func(c *agent.Config) { c.ChargeCeiling = 80 }})
 	cfg := wire.ConfigMsg{Version: 2, Team: "T", Blocked: []string{"CAM-BLK"}, DueOut: []string{"CAM-OUT"}}
 	if err := h.Central.PushConfig(ctx, "dock-sim-1", cfg); err != nil {
 		t.Fatal(err)
@@ -283,14 +273,8 @@ func TestBlockListDueOutAndHealthHistory(t *testing.T) {
 // Article 22 spot check: central asks for N random recordings of a device and day, and
 // they upload before everything else waiting on the dock.
 func TestSampleRequestGoesFirst(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	dir := t.TempDir()
-	h, err := Start(ctx, Options{Dir: dir, Slots: 1, NoCentral: true, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ctx, h := startHarness(t, 60*time.Second, Options{Dir: dir, Slots: 1, NoCentral: true, Log: testLog(t)})
 	cam, want, err := h.NewCamera("CAM-S", "OF-S", 8, 300_000, 31, nil, nil)
 	if err != nil {
 		t.Fatal(err)

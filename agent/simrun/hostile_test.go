@@ -146,13 +146,7 @@ func TestHostileCameras(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h.Close()
+			ctx, h := startHarness(t, 30*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
 			cam, want, err := h.NewCamera("CAM-H", "OF-H", 3, 200_000, 5, nil, nil)
 			if err != nil {
 				t.Fatal(err)

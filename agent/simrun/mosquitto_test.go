@@ -1,7 +1,6 @@
 package simrun
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,13 +15,7 @@ import (
 // pulled at random moments of its offload, and the broker restarted mid-upload.
 func TestEndToEndMosquitto(t *testing.T) {
 	mq := mqtttest.Start(t, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 3, Broker: mq.URL, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ctx, h := startHarness(t, 90*time.Second, Options{Dir: t.TempDir(), Slots: 3, Broker: mq.URL, Log: testLog(t)})
 	want := Footage{}
 	add := func(f Footage) {
 		for k, v := range f {

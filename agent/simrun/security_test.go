@@ -103,13 +103,7 @@ func TestBrokerACLConfinesEachDock(t *testing.T) {
 // A receipt whose hash differs from the dock's frees nothing, is written to the ledger and
 // raises an integrity fault.
 func TestForgedReceiptFreesNothing(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	h, err := Start(ctx, Options{Dir: t.TempDir(), Slots: 1, NoCentral: true, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	ctx, h := startHarness(t, 30*time.Second, Options{Dir: t.TempDir(), Slots: 1, NoCentral: true, Log: testLog(t)})
 	cam, want, err := h.NewCamera("CAM-R", "OF-R", 1, 50_000, 3, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,12 @@ type Agent struct {
 
 	metricsAddr atomic.Value // string
 	thermalOnce sync.Once
+
+	// The settings before the last applied config, and when it was applied: if the dock
+	// cannot reach the broker for RollbackAfter after a change, it returns to them.
+	previous   *Settings
+	appliedAt  time.Time
+	rolledBack *Settings // reported to central once the broker is back
 }
 
 // CheckBoard looks up every pin the board names and reports all that are missing, naming
@@ -156,7 +162,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); a.watchdog(ctx) }()
-	go func() { defer wg.Done(); a.selfHealth(ctx, 15*time.Second) }()
+	go func() { defer wg.Done(); a.selfHealth(ctx, min(a.cfg.Poll.D(), 15*time.Second)) }()
 	for _, s := range a.slots {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.run(ctx) }()
@@ -206,9 +212,9 @@ func (a *Agent) intake(ctx context.Context) {
 func (a *Agent) applyConfig(ctx context.Context, m wire.ConfigMsg) {
 	a.mu.Lock()
 	cur := a.settings
-	if m.Version == cur.Version {
+	if m.Version == cur.Version || (m.Version == cur.RolledBack && a.rolledBack != nil) {
 		a.mu.Unlock()
-		return // the retained config we already run (redelivered on reconnect)
+		return // the retained config we already run, or just undid (redelivered on reconnect)
 	}
 	next := cur
 	err := a.checkSignature(m)
@@ -219,6 +225,8 @@ func (a *Agent) applyConfig(ctx context.Context, m wire.ConfigMsg) {
 		err = a.store.PutDoc("config", "central", next, queue.Event{Kind: queue.EvConfig, Detail: fmt.Sprintf("applied version %d (was %d)", next.Version, cur.Version)})
 		if err == nil {
 			a.settings = next
+			prev := cur
+			a.previous, a.appliedAt = &prev, a.now()
 		}
 	}
 	a.mu.Unlock()
@@ -235,6 +243,28 @@ func (a *Agent) applyConfig(ctx context.Context, m wire.ConfigMsg) {
 	if err := a.up.ReportConfig(pctx, rep); err != nil {
 		a.log.Warn("config report not sent", "err", err)
 	}
+}
+
+// rollbackIfCutOff returns to the settings before the last config when the broker has
+// been unreachable since shortly after it was applied, for longer than rollbackAfter: a
+// config that cut the dock off must not strand it. It reports whether it rolled back.
+func (a *Agent) rollbackIfCutOff(downSince time.Time, rollbackAfter time.Duration) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.previous == nil || downSince.IsZero() || downSince.Before(a.appliedAt) || a.now().Sub(downSince) < rollbackAfter {
+		return false
+	}
+	bad, prev := a.settings, *a.previous
+	prev.RolledBack = bad.Version
+	if err := a.store.PutDoc("config", "central", prev, queue.Event{Kind: queue.EvConfig,
+		Detail: fmt.Sprintf("rolled back version %d to %d: broker unreachable for %s since it was applied", bad.Version, prev.Version, rollbackAfter)}); err != nil {
+		a.log.Error("config rollback not persisted", "err", err)
+		return false
+	}
+	a.settings, a.previous = prev, nil
+	a.rolledBack = &bad
+	a.log.Warn("config rolled back", "from", bad.Version, "to", prev.Version)
+	return true
 }
 
 // checkSignature refuses a config that central did not sign: the broker connection being

@@ -54,6 +54,9 @@ type Config struct {
 	ShiftDrawMAh int `json:"shift_draw_mah"`
 	// MetricsAddr serves Prometheus metrics on a local address ("" disables).
 	MetricsAddr string `json:"metrics_addr"`
+	// RollbackAfter returns to the previous config when the broker stays unreachable this
+	// long after a config change.
+	RollbackAfter wire.Duration `json:"rollback_after"`
 	// ChargeCeiling stops charging at this percentage (long-life charging); 100 charges full.
 	ChargeCeiling int `json:"charge_ceiling"`
 
@@ -69,7 +72,7 @@ func DefaultConfig() Config {
 		CameraPassword: "000000", SpoolReserve: 512 << 20, SpoolKeyFile: "/etc/dock-agent/spool.key",
 		Poll: wire.Duration(30 * time.Second), Debounce: wire.Duration(50 * time.Millisecond),
 		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100, CopyStall: wire.Duration(30 * time.Second),
-		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464", ShiftDrawMAh: 200,
+		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464", ShiftDrawMAh: 200, RollbackAfter: wire.Duration(10 * time.Minute),
 	}
 }
 
@@ -90,6 +93,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("spool_reserve is negative")
 	case time.Duration(c.Poll) < 100*time.Millisecond:
 		return fmt.Errorf("poll %s under 100ms", time.Duration(c.Poll))
+	case c.RollbackAfter.D() < time.Second:
+		return fmt.Errorf("rollback_after %s under 1s", c.RollbackAfter.D())
 	case time.Duration(c.CopyStall) < 100*time.Millisecond:
 		return fmt.Errorf("copy_stall %s under 100ms", time.Duration(c.CopyStall))
 	case time.Duration(c.LinkTimeout) < 10*time.Millisecond || c.LinkRetries < 0:
@@ -144,6 +149,8 @@ type Settings struct {
 	DeleteAfterReceipt bool              `json:"delete_after_receipt"`
 	DockLimits         health.DockLimits `json:"dock_limits"`
 	DueOut             map[string]bool   `json:"due_out,omitempty"`
+	// RolledBack is the newest version the dock undid; it and older never apply again.
+	RolledBack int64 `json:"rolled_back,omitempty"`
 }
 
 func initialSettings(c Config) Settings {
@@ -157,6 +164,9 @@ var personID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (s Settings) apply(m wire.ConfigMsg) (Settings, error) {
 	if m.Version <= s.Version {
 		return s, fmt.Errorf("version %d is not newer than %d", m.Version, s.Version)
+	}
+	if m.Version <= s.RolledBack {
+		return s, fmt.Errorf("version %d was rolled back (the broker was unreachable after it): send a newer one", m.Version)
 	}
 	n := s
 	n.Version = m.Version

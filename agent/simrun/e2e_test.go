@@ -21,6 +21,7 @@ import (
 	"dock/board/sim"
 	"dock/health"
 	"dock/queue"
+	"dock/uplink/broker"
 	"dock/uplink/central"
 	"dock/uplink/mqttconn"
 	"dock/uplink/wire"
@@ -335,5 +336,54 @@ func TestSampleRequestGoesFirst(t *testing.T) {
 		if !slices.Contains(chosen, s.Meta.ID) {
 			t.Errorf("%s arrived among the first %d, but the sample was %v", s.Meta.ID, n, chosen)
 		}
+	}
+}
+
+// A config after which the dock cannot reach the broker is undone by the dock itself,
+// and central hears of it once the broker is back.
+func TestConfigRollsBackWhenCutOff(t *testing.T) {
+	ctx, h := startHarness(t, 60*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t), Config: func(c *agent.Config) {
+		c.RollbackAfter = wire.Duration(2 * time.Second)
+	}})
+	if err := h.Central.PushConfig(ctx, "dock-sim-1", wire.ConfigMsg{Version: 9, Team: "Team-After"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(ctx, "config applied", func() bool { return h.Agent.Settings().Version == 9 }); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(h.BrokerURL, "tcp://")
+	h.Broker.Close()
+	if err := WaitFor(ctx, "rolled back", func() bool { return h.Agent.Settings().Version == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if h.Agent.Settings().Team == "Team-After" {
+		t.Error("team of the rolled-back config still in force")
+	}
+	if !ledgerHas(h, queue.EvConfig, "rolled back version 9") {
+		t.Error("no ledger entry for the rollback")
+	}
+	var err error
+	if h.Broker, err = broker.Start(addr, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(ctx, "rollback reported", func() bool {
+		r, ok := h.Central.Reported("dock-sim-1")
+		return ok && r.Version == 9 && r.Status == "rolled-back" && r.Active == 0
+	}); err != nil {
+		r, _ := h.Central.Reported("dock-sim-1")
+		t.Fatalf("%v (last report %+v)", err, r)
+	}
+	// The undone version never comes back by itself, even when pushed again.
+	if err := h.Central.PushConfig(ctx, "dock-sim-1", wire.ConfigMsg{Version: 9, Team: "Team-After"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(ctx, "re-push refused", func() bool {
+		r, ok := h.Central.Reported("dock-sim-1")
+		return ok && r.Version == 9 && r.Status == "rejected" && strings.Contains(r.Reason, "rolled back")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if h.Agent.Settings().Version != 0 {
+		t.Error("the rolled-back config applied again")
 	}
 }

@@ -290,7 +290,7 @@ func (c ConfigMsg) Verify(key ed25519.PublicKey) error {
 // ReportedMsg is the dock's answer to a config: applied, or rejected with the reason.
 type ReportedMsg struct {
 	Version int64     `json:"version"`
-	Status  string    `json:"status"` // applied | rejected
+	Status  string    `json:"status"` // applied | rejected | rolled-back
 	Reason  string    `json:"reason,omitempty"`
 	Active  int64     `json:"active_version"`
 	Time    time.Time `json:"time"`
@@ -321,6 +321,9 @@ type Duration time.Duration
 
 // MarshalJSON writes d as "1m30s".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// D is the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // UnmarshalJSON reads "1m30s".
 func (d *Duration) UnmarshalJSON(b []byte) error {

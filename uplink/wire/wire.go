@@ -153,7 +153,6 @@ type BacklogMsg struct {
 	Count  int       `json:"count"`
 	Bytes  int64     `json:"bytes"`
 	Oldest time.Time `json:"oldest,omitzero"`
-	Holds  int       `json:"holds"`
 	Time   time.Time `json:"time"`
 }
 

@@ -191,34 +191,43 @@ func (s Settings) apply(m wire.ConfigMsg) (Settings, error) {
 		}
 		n.Thresholds = th
 	}
-	n.Blocked = map[string]bool{}
-	for _, d := range m.Blocked {
-		if !personID.MatchString(d) {
-			return s, fmt.Errorf("blocked device %q is not an id", d)
-		}
-		n.Blocked[d] = true
+	var err error
+	if n.Blocked, err = deviceSet("blocked", m.Blocked); err != nil {
+		return s, err
 	}
-	if m.AlertEvery != 0 {
-		d := time.Duration(m.AlertEvery)
-		if d < time.Second || d > 24*time.Hour {
-			return s, fmt.Errorf("alert_every %s not in 1s..24h", d)
-		}
-		n.AlertEvery = d
+	if n.DueOut, err = deviceSet("due_out", m.DueOut); err != nil {
+		return s, err
 	}
-	if m.TelemetryEvery != 0 {
-		d := time.Duration(m.TelemetryEvery)
-		if d < time.Second || d > time.Hour {
-			return s, fmt.Errorf("telemetry_every %s not in 1s..1h", d)
-		}
-		n.TelemetryEvery = d
+	if n.AlertEvery, err = period("alert_every", m.AlertEvery, s.AlertEvery, time.Second, 24*time.Hour); err != nil {
+		return s, err
 	}
-	n.DueOut = map[string]bool{}
-	for _, d := range m.DueOut {
-		if !personID.MatchString(d) {
-			return s, fmt.Errorf("due-out device %q is not an id", d)
-		}
-		n.DueOut[d] = true
+	if n.TelemetryEvery, err = period("telemetry_every", m.TelemetryEvery, s.TelemetryEvery, time.Second, time.Hour); err != nil {
+		return s, err
 	}
 	n.DeleteAfterReceipt = m.DeleteAfterReceipt
 	return n, nil
+}
+
+// deviceSet checks a pushed list of device serials.
+func deviceSet(field string, ids []string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, d := range ids {
+		if !personID.MatchString(d) {
+			return nil, fmt.Errorf("%s: device %q is not an id", field, d)
+		}
+		set[d] = true
+	}
+	return set, nil
+}
+
+// period checks a pushed duration against its range; zero keeps the current one.
+func period(field string, pushed wire.Duration, cur, lo, hi time.Duration) (time.Duration, error) {
+	d := time.Duration(pushed)
+	if d == 0 {
+		return cur, nil
+	}
+	if d < lo || d > hi {
+		return cur, fmt.Errorf("%s %s not in %s..%s", field, d, lo, hi)
+	}
+	return d, nil
 }

@@ -195,20 +195,24 @@ func ReadHeader(path string) (Header, error) {
 		return Header{}, err
 	}
 	defer f.Close()
+	return readHeader(f)
+}
+
+func readHeader(f *os.File) (Header, error) {
 	b := make([]byte, headerSize)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return Header{}, fmt.Errorf("spool header %s: %w", path, err)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return Header{}, fmt.Errorf("spool header %s: %w", f.Name(), err)
 	}
 	if string(b[:8]) != spoolMagic {
-		return Header{}, fmt.Errorf("spool header %s: bad magic", path)
+		return Header{}, fmt.Errorf("spool header %s: bad magic", f.Name())
 	}
 	n := binary.BigEndian.Uint32(b[8:])
 	if int(n) > headerSize-12 {
-		return Header{}, fmt.Errorf("spool header %s: bad length %d", path, n)
+		return Header{}, fmt.Errorf("spool header %s: bad length %d", f.Name(), n)
 	}
 	var h Header
 	if err := json.Unmarshal(b[12:12+n], &h); err != nil {
-		return Header{}, fmt.Errorf("spool header %s: %w", path, err)
+		return Header{}, fmt.Errorf("spool header %s: %w", f.Name(), err)
 	}
 	return h, nil
 }
@@ -223,12 +227,13 @@ type Footage struct {
 func (f *Footage) Close() error { return f.f.Close() }
 
 func (s *Spool) open(rec Recording) (*Footage, error) {
-	hdr, err := ReadHeader(s.path(rec.ID))
+	f, err := os.Open(s.path(rec.ID))
 	if err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", rec.ID, err)
 	}
-	f, err := os.Open(s.path(rec.ID))
+	hdr, err := readHeader(f)
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("open spool %s: %w", rec.ID, err)
 	}
 	info, err := f.Stat()

@@ -49,9 +49,19 @@ type Sender struct {
 
 	kick chan struct{}
 
+	// changed is a grant that arrived mid-transfer, for Run to take after it.
+	changed *wire.GrantMsg
+
 	mu    sync.Mutex
 	first []string // recordings central asked for ahead of the queue order (a sample)
 }
+
+// errStopped means central paused or revoked the grant, or its window closed, mid-recording:
+// the lease is released and central keeps what it acknowledged.
+var errStopped = errors.New("uplink: grant paused, revoked or expired")
+
+// errGrantChanged means a new grant arrived while waiting for central.
+var errGrantChanged = errors.New("uplink: grant changed")
 
 // Prioritize puts recordings ahead of the queue order, in the order given.
 func (s *Sender) Prioritize(ids []string) {
@@ -82,8 +92,15 @@ func (s *Sender) Run(ctx context.Context) {
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	s.announce(ctx)
+	take := func(g wire.GrantMsg) {
+		grant, done = &g, 0
+		if g.Revoked {
+			grant = nil
+		}
+		s.log.Info("uplink: grant", "grant", g.ID, "chunk", g.ChunkSize, "window", g.Window, "rate", g.RateBytes, "paused", g.Paused, "revoked", g.Revoked)
+	}
 	for ctx.Err() == nil {
-		active := grant != nil && !grant.Paused && (grant.Until.IsZero() || time.Now().Before(grant.Until)) && s.u.Connected()
+		active := grant != nil && grant.Active(time.Now()) && s.u.Connected()
 		var rec queue.Recording
 		found := false
 		if active {
@@ -99,8 +116,7 @@ func (s *Sender) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case g := <-s.u.grants:
-				grant, done = &g, 0
-				s.log.Info("uplink: grant", "grant", g.ID, "chunk", g.ChunkSize, "window", g.Window, "rate", g.RateBytes, "paused", g.Paused)
+				take(g)
 			case r := <-s.u.receipts:
 				s.receipt(ctx, r)
 			case <-s.kick:
@@ -114,6 +130,14 @@ func (s *Sender) Run(ctx context.Context) {
 			continue
 		}
 		err := s.transfer(ctx, rec, grant)
+		if g := s.changed; g != nil {
+			s.changed = nil
+			take(*g)
+		}
+		if errors.Is(err, errStopped) {
+			s.log.Info("uplink: transfer stopped by central", "recording", rec.ID, "err", err)
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -123,7 +147,7 @@ func (s *Sender) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case g := <-s.u.grants:
-				grant, done = &g, 0
+				take(g)
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 30*time.Second)
@@ -138,7 +162,7 @@ func (s *Sender) Run(ctx context.Context) {
 		// Take any grant change between recordings.
 		select {
 		case g := <-s.u.grants:
-			grant, done = &g, 0
+			take(g)
 		default:
 		}
 	}
@@ -239,7 +263,34 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 	lastProgress := time.Now()
 	acksSinceSave := 0
 	topic := wire.DockTopic(s.u.o.Dock, wire.TopicChunk)
+	// regrant applies a grant that arrived mid-recording: it stops the transfer, or goes on
+	// under the new chunk size, window and rate.
+	regrant := func(ng wire.GrantMsg) error {
+		s.changed, g = &ng, &ng
+		if !ng.Active(time.Now()) {
+			if err := s.src.Progress(rec.ID, acked); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: %s at %d of %d bytes (grant %s)", errStopped, rec.ID, acked, rec.Size, ng.ID)
+		}
+		if int64(ng.ChunkSize) != chunk {
+			buf = make([]byte, ng.ChunkSize)
+		}
+		chunk, window = int64(ng.ChunkSize), int64(ng.Window)
+		start, startOff = time.Now(), sent
+		return nil
+	}
 	for acked < rec.Size {
+		select {
+		case ng := <-s.u.grants:
+			if err := regrant(ng); err != nil {
+				return err
+			}
+		default:
+			if !g.Active(time.Now()) {
+				return regrant(*g)
+			}
+		}
 		for sent < rec.Size && sent-acked < window*chunk {
 			n := min(chunk, rec.Size-sent)
 			// A ReaderAt may report io.EOF along with a full read of the last bytes.
@@ -257,13 +308,22 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 					select {
 					case <-ctx.Done():
 						return ctx.Err()
+					case ng := <-s.u.grants:
+						if err := regrant(ng); err != nil {
+							return err
+						}
 					case <-time.After(d):
 					}
 				}
 			}
 		}
-		off, r, err := s.await(ctx, rec.ID, min(resendEvery, s.StallTimeout/2), false)
+		off, r, err := s.await(ctx, rec.ID, min(resendEvery, s.StallTimeout/2), false, true)
 		switch {
+		case errors.Is(err, errGrantChanged):
+			if err := regrant(*s.changed); err != nil {
+				return err
+			}
+			continue
 		case err == nil && r != nil:
 			finished, err = s.settle(ctx, rec.ID, *r)
 			return err
@@ -315,16 +375,21 @@ func (s *Sender) ask(ctx context.Context, id string, total time.Duration, receip
 			return 0, nil, ctx.Err()
 		}
 		wait := min(resendEvery, time.Until(deadline))
-		off, r, err := s.await(ctx, id, wait, receiptOnly)
+		off, r, err := s.await(ctx, id, wait, receiptOnly, false)
 		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
 			return off, r, err
 		}
 	}
 }
 
-// await waits for central's next word on recording id: an ack (its offset) or a receipt.
+// await waits for central's next word on recording id: an ack (its offset) or a receipt,
+// or with grants set a new grant (errGrantChanged, the grant in s.changed).
 // timeout < 0 uses the stall timeout. An ack carrying an error fails the transfer.
-func (s *Sender) await(ctx context.Context, id string, timeout time.Duration, receiptOnly bool) (int64, *wire.ReceiptMsg, error) {
+func (s *Sender) await(ctx context.Context, id string, timeout time.Duration, receiptOnly, grants bool) (int64, *wire.ReceiptMsg, error) {
+	grantCh := s.u.grants
+	if !grants {
+		grantCh = nil // a nil channel is never ready: grants wait for the caller
+	}
 	if timeout < 0 {
 		timeout = s.StallTimeout
 	}
@@ -336,6 +401,9 @@ func (s *Sender) await(ctx context.Context, id string, timeout time.Duration, re
 			return 0, nil, ctx.Err()
 		case <-t.C:
 			return 0, nil, ErrStalled
+		case g := <-grantCh:
+			s.changed = &g
+			return 0, nil, errGrantChanged
 		case a := <-s.u.acks:
 			if a.Recording != id {
 				continue

@@ -36,6 +36,9 @@ type Options struct {
 	Share string
 	// SigningKey signs every pushed config (Ed25519).
 	SigningKey ed25519.PrivateKey
+	// ManualGrants leaves every grant to the office (Receiver.Grant); otherwise the
+	// receiver grants any dock that comes online or announces a backlog.
+	ManualGrants bool
 	// Grant policy.
 	ChunkSize int
 	Window    int
@@ -253,6 +256,9 @@ func (r *Receiver) publish(ctx context.Context, dock, leaf string, v any) error 
 
 // grant lets a dock upload everything, by its own priority order, at most every 2 s.
 func (r *Receiver) grant(ctx context.Context, dock string) error {
+	if r.o.ManualGrants {
+		return nil
+	}
 	r.mu.Lock()
 	last := r.granted[dock]
 	if time.Since(last) < 2*time.Second {
@@ -262,6 +268,14 @@ func (r *Receiver) grant(ctx context.Context, dock string) error {
 	r.granted[dock] = time.Now()
 	r.mu.Unlock()
 	g := wire.GrantMsg{ID: fmt.Sprintf("g%d", time.Now().UnixNano()), ChunkSize: r.o.ChunkSize, Window: r.o.Window, RateBytes: r.o.RateBytes}
+	return r.publish(ctx, dock, wire.TopicGrant, g)
+}
+
+// Grant publishes the office's own grant (a pause or a revocation too) to dock.
+func (r *Receiver) Grant(ctx context.Context, dock string, g wire.GrantMsg) error {
+	if err := g.Check(); err != nil {
+		return err
+	}
 	return r.publish(ctx, dock, wire.TopicGrant, g)
 }
 

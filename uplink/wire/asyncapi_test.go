@@ -42,7 +42,7 @@ func TestMessagesMatchAsyncAPI(t *testing.T) {
 		DockRoot + "/{dock}/" + TopicReported:   ReportedMsg{Version: 2, Status: "rolled-back", Reason: "r", Active: 1, Time: now},
 		DockRoot + "/{dock}/" + TopicLedger:     LedgerMsg{Entries: []json.RawMessage{entry}},
 		DockRoot + "/{dock}/" + TopicHealth:     HealthMsg{Device: "CAM-1", Time: now, HealthPct: 90, Cycles: 1, BadBlocks: 2, Errors: 3, ServiceDue: now},
-		CentralRoot + "/{dock}/" + TopicGrant:   GrantMsg{ID: "g", Recordings: []string{"r"}, Max: 1, ChunkSize: 1 << 20, Window: 8, RateBytes: 5, Until: now, Paused: true},
+		CentralRoot + "/{dock}/" + TopicGrant:   GrantMsg{ID: "g", Recordings: []string{"r"}, Max: 1, ChunkSize: 1 << 20, Window: 8, RateBytes: 5, Until: now, Paused: true, Revoked: true},
 		CentralRoot + "/{dock}/" + TopicAck:     AckMsg{Transfer: "t", Recording: "r", Offset: 5, Error: "e"},
 		CentralRoot + "/{dock}/" + TopicReceipt: ReceiptMsg{Recording: "r", Size: 1, SHA256: sha, Stored: now, Error: "e"},
 		CentralRoot + "/{dock}/" + TopicConfig: ConfigMsg{Version: 1, Team: "T", Officers: map[string]string{"CAM-1": "OF-1"}, Thresholds: json.RawMessage(`{"min_battery_health_pct":70}`),

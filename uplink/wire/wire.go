@@ -187,7 +187,9 @@ type EndMsg struct {
 }
 
 // GrantMsg lets a dock upload. Recordings, when set, are uploaded first in that order;
-// otherwise the dock's own priority order applies. A zero Until never expires.
+// otherwise the dock's own priority order applies. A zero Until never expires. A new grant
+// replaces the last one at once, mid-recording too: Paused stops sending until a grant that
+// is not paused, Revoked withdraws the grant (the dock waits for a new one).
 type GrantMsg struct {
 	ID         string    `json:"id"`
 	Recordings []string  `json:"recordings,omitempty"`
@@ -197,6 +199,12 @@ type GrantMsg struct {
 	RateBytes  int64     `json:"rate_bytes,omitempty"` // per second, 0 = no cap
 	Until      time.Time `json:"until,omitzero"`
 	Paused     bool      `json:"paused,omitempty"`
+	Revoked    bool      `json:"revoked,omitempty"`
+}
+
+// Active reports whether g lets the dock send at time now.
+func (g GrantMsg) Active(now time.Time) bool {
+	return !g.Paused && !g.Revoked && (g.Until.IsZero() || now.Before(g.Until))
 }
 
 // Limits on what a grant may ask.
@@ -211,6 +219,8 @@ func (g GrantMsg) Check() error {
 	switch {
 	case g.ID == "":
 		return errors.New("grant without id")
+	case g.Revoked:
+		return nil // a revocation needs no transfer parameters
 	case g.ChunkSize < MinChunk || g.ChunkSize > MaxChunk:
 		return fmt.Errorf("grant chunk size %d not in %d..%d", g.ChunkSize, MinChunk, MaxChunk)
 	case g.Window < 1 || g.Window > MaxWindow:

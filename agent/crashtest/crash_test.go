@@ -38,18 +38,7 @@ func kills() int {
 // exactly once with matching hashes, the cameras are empty and the ledger verifies.
 func TestSIGKILLLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "docksim")
-	// The agent under test is built for the machine running the test, even when this test
-	// itself runs as an ARM binary under qemu-user.
-	host, err := exec.Command("go", "env", "GOHOSTARCH").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", bin, "dock/agent/cmd/docksim")
-	build.Env = append(os.Environ(), "GOARCH="+strings.TrimSpace(string(host)))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build docksim: %v\n%s", err, out)
-	}
+	bin := buildHost(t, dir, "docksim")
 	mq := mqtttest.Start(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -148,6 +137,23 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 		t.Fatalf("central holds %d recordings (%d footage files), want %d: stored twice or lost", len(stored), countFiles(filepath.Join(dir, "central", "recordings")), len(want))
 	}
 	t.Logf("%d kills survived: %d recordings at central, verified; ledger of %d entries intact", kills(), len(want), n)
+}
+
+// buildHost builds the program agent/cmd/<name> into dir for the machine running the test,
+// even when this test itself runs as an ARM binary under qemu-user.
+func buildHost(t *testing.T, dir, name string) string {
+	t.Helper()
+	host, err := exec.Command("go", "env", "GOHOSTARCH").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", bin, "dock/agent/cmd/"+name)
+	build.Env = append(os.Environ(), "GOARCH="+strings.TrimSpace(string(host)))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	return bin
 }
 
 // checkNothingLost asserts invariant 1 with the agent dead: each recording is on its

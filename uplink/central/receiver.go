@@ -5,16 +5,12 @@ package central
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"hash"
 	"hash/fnv"
-	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +28,8 @@ type Options struct {
 	TLS      *tls.Config
 	Store    Storage
 	// Share, when set, subscribes through the shared subscription group $share/<Share>/
-	// so that several receivers split the docks' traffic.
+	// so that several receivers split the docks' traffic, one recording's chunks too; they
+	// must then share one Storage. A dock resends what a killed instance never acknowledged.
 	Share string
 	// SigningKey signs every pushed config (Ed25519).
 	SigningKey ed25519.PrivateKey
@@ -55,7 +52,7 @@ type Receiver struct {
 	shards []chan mqttconn.Message
 
 	mu        sync.Mutex
-	transfers map[string]*transfer // dock/recording
+	streams   map[string]bool // dock/recording whose chunks this instance has seen
 	granted   map[string]time.Time
 	alerts    map[string]wire.AlertMsg
 	reported  map[string]wire.ReportedMsg
@@ -65,15 +62,6 @@ type Receiver struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	received  atomic.Int64 // chunk bytes received, repeats included
-}
-
-type transfer struct {
-	dock  string
-	begin wire.BeginMsg
-	file  *os.File
-	next  int64
-	hash  hash.Hash
-	early map[int64][]byte // chunks past the contiguous offset, waiting for the gap
 }
 
 // Start connects and begins receiving. It returns once subscribed.
@@ -90,7 +78,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Receiver, error) 
 	if o.ClientID == "" {
 		o.ClientID = "central"
 	}
-	r := &Receiver{o: o, log: log, transfers: map[string]*transfer{}, granted: map[string]time.Time{},
+	r := &Receiver{o: o, log: log, streams: map[string]bool{}, granted: map[string]time.Time{},
 		alerts: map[string]wire.AlertMsg{}, reported: map[string]wire.ReportedMsg{}, status: map[string]wire.StatusMsg{}, ledger: map[string][]json.RawMessage{}, health: map[string][]wire.HealthMsg{}}
 	filter := wire.DockRoot + "/+/#"
 	if o.Share != "" {
@@ -98,7 +86,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Receiver, error) 
 	}
 	conn, err := mqttconn.Dial(ctx, mqttconn.Options{
 		Broker: o.Broker, ClientID: o.ClientID, Username: o.Username, Password: o.Password, TLS: o.TLS,
-		Subscriptions: map[string]byte{filter: 1}, CleanSession: false, Inbox: 8192,
+		// In a share group a session must end with its instance: mosquitto keeps routing
+		// the group's messages to a persistent session whose client is gone.
+		Subscriptions: map[string]byte{filter: 1}, CleanSession: o.Share != "", Inbox: 8192,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("central: %w", err)
@@ -121,11 +111,6 @@ func (r *Receiver) Close() {
 	r.cancel()
 	r.conn.Close()
 	r.wg.Wait()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, t := range r.transfers {
-		t.file.Close()
-	}
 }
 
 // route keeps each dock's messages in order on one worker.
@@ -287,122 +272,50 @@ func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) erro
 		// Already verified: answer with the receipt again (idempotent by recording id).
 		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: id, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
 	}
-	key := dock + "/" + id
-	r.mu.Lock()
-	t := r.transfers[key]
-	r.mu.Unlock()
-	if t == nil {
-		f, n, err := r.o.Store.Part(dock, id)
-		if err != nil {
-			return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()})
-		}
-		if n > b.Size {
-			if err := f.Truncate(0); err != nil {
-				f.Close()
-				return err
-			}
-			n = 0
-		}
-		h := sha256.New()
-		if n > 0 {
-			// Resume: hash what is already here once.
-			if _, err := io.Copy(h, io.NewSectionReader(f, 0, n)); err != nil {
-				f.Close()
-				return err
-			}
-		}
-		t = &transfer{dock: dock, file: f, next: n, hash: h, early: map[int64][]byte{}}
-		r.mu.Lock()
-		r.transfers[key] = t
-		r.mu.Unlock()
+	up, err := r.o.Store.Begin(dock, b.Transfer, b.Recording, b.Size, b.SHA256)
+	if err != nil {
+		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()})
 	}
-	t.begin = b
-	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Offset: t.next})
+	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Offset: up.Held})
 }
 
 func (r *Receiver) chunk(ctx context.Context, dock string, c wire.Chunk) error {
 	r.received.Add(int64(len(c.Data)))
 	r.mu.Lock()
-	t := r.transfers[dock+"/"+c.Recording]
+	key := dock + "/" + c.Recording
+	if !r.streams[key] {
+		if len(r.streams) > 10000 {
+			clear(r.streams)
+		}
+		r.streams[key] = true
+		r.log.Info("central: receiving chunks", "dock", dock, "recording", c.Recording, "instance", r.o.ClientID)
+	}
 	r.mu.Unlock()
-	if t == nil {
-		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Recording: c.Recording, Error: "no transfer begun"})
+	up, err := r.o.Store.Write(dock, c.Recording, c.Offset, c.Data)
+	if err != nil {
+		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Recording: c.Recording, Error: err.Error()})
 	}
-	switch {
-	case c.Offset < t.next:
-		// A repeat (QoS 1 redelivery or a resend): already stored.
-	case c.Offset > t.next:
-		if len(t.early) < 2*wire.MaxWindow {
-			t.early[c.Offset] = append([]byte(nil), c.Data...)
-		}
-	default:
-		if err := t.write(c.Data); err != nil {
-			return err
-		}
-		for {
-			d, ok := t.early[t.next]
-			if !ok {
-				break
-			}
-			delete(t.early, t.next)
-			if err := t.write(d); err != nil {
-				return err
-			}
-		}
-	}
-	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: t.begin.Transfer, Recording: c.Recording, Offset: t.next})
-}
-
-func (t *transfer) write(d []byte) error {
-	if t.next+int64(len(d)) > t.begin.Size {
-		return fmt.Errorf("chunk past the announced size of %s", t.begin.Recording.ID)
-	}
-	if _, err := t.file.WriteAt(d, t.next); err != nil {
-		return fmt.Errorf("store %s: %w", t.begin.Recording.ID, err)
-	}
-	t.hash.Write(d)
-	t.next += int64(len(d))
-	return nil
+	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: up.Transfer, Recording: c.Recording, Offset: up.Held})
 }
 
 func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {
-	if s, ok, err := r.o.Store.Lookup(e.Recording); err != nil {
-		return err
-	} else if ok {
-		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
-	}
-	key := dock + "/" + e.Recording
-	r.mu.Lock()
-	t := r.transfers[key]
-	r.mu.Unlock()
-	if t == nil || t.next != t.begin.Size {
-		off := int64(0)
-		if t != nil {
-			off = t.next
-		}
-		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: e.Transfer, Recording: e.Recording, Offset: off, Error: "incomplete"})
+	s, err := r.o.Store.Finish(dock, e.Recording, e.Size, e.SHA256)
+	var inc *IncompleteError
+	var bad *MismatchError
+	switch {
+	case errors.As(err, &inc):
+		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: e.Transfer, Recording: e.Recording, Offset: inc.Held, Error: "incomplete"})
+	case errors.As(err, &bad):
+		r.log.Error("central: hash mismatch", "dock", dock, "recording", e.Recording, "central", bad.SHA256, "dock_sha256", e.SHA256)
+		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: bad.Size, SHA256: bad.SHA256, Error: "hash mismatch"})
+	case err != nil:
+		return fmt.Errorf("finish %s: %w", e.Recording, err)
 	}
 	r.mu.Lock()
-	delete(r.transfers, key)
+	delete(r.streams, dock+"/"+e.Recording)
 	r.mu.Unlock()
-	sum := hex.EncodeToString(t.hash.Sum(nil))
-	syncErr := t.file.Sync()
-	t.file.Close()
-	if syncErr != nil {
-		return fmt.Errorf("fsync %s: %w", e.Recording, syncErr)
-	}
-	if sum != t.begin.SHA256 || sum != e.SHA256 {
-		// Store nothing that does not match; the dock keeps its copy and retries.
-		r.log.Error("central: hash mismatch", "dock", dock, "recording", e.Recording, "central", sum, "dock_sha256", e.SHA256)
-		_ = r.o.Store.Discard(dock, e.Recording)
-		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: t.next, SHA256: sum, Error: "hash mismatch"})
-	}
-	s := Stored{Meta: t.begin.Recording, Dock: dock, Size: t.next, SHA256: sum, Stored: time.Now().UTC()}
-	if err := r.o.Store.Commit(dock, s); err != nil {
-		return fmt.Errorf("commit %s: %w", e.Recording, err)
-	}
-	r.log.Info("central: recording verified", "dock", dock, "recording", e.Recording, "bytes", s.Size, "sha256", sum)
-	return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: sum, Stored: s.Stored})
+	r.log.Info("central: recording verified", "dock", dock, "recording", e.Recording, "bytes", s.Size, "sha256", s.SHA256)
+	return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
 }
 
 // PushConfig publishes a retained desired config for dock.
@@ -460,12 +373,8 @@ func (r *Receiver) BytesReceived() int64 { return r.received.Load() }
 
 // Progress returns how many contiguous bytes of a dock's recording are stored so far.
 func (r *Receiver) Progress(dock, id string) int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t := r.transfers[dock+"/"+id]; t != nil {
-		return t.next
-	}
-	return 0
+	up, _, _ := r.o.Store.Held(dock, id)
+	return up.Held
 }
 
 // Health returns a device's health samples from every dock, in arrival order.

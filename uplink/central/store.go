@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,25 +22,58 @@ type Stored struct {
 	Path   string             `json:"-"`
 }
 
-// Storage is where central keeps recordings: partial uploads by dock, and verified
-// recordings by device. FileStore is the filesystem implementation.
+// Storage is where central keeps recordings: uploads in progress by dock, and verified
+// recordings by device. Several receiver instances may share one Storage and write the same
+// upload at once (chunks of one stream are split between them); every method is safe for
+// that, and repeats are harmless. FileStore is the filesystem implementation.
 type Storage interface {
 	// Lookup returns the verified recording id, if central has it.
 	Lookup(id string) (Stored, bool, error)
-	// Part opens (creating) the partial upload of id from dock for writing at its end,
-	// and reports how many bytes it already holds.
-	Part(dock, id string) (*os.File, int64, error)
-	// Commit makes the partial upload durable as a verified recording.
-	Commit(dock string, s Stored) error
-	// Discard drops a partial upload.
-	Discard(dock, id string) error
+	// Begin starts dock's upload of a recording, announced at size bytes with the dock's
+	// SHA-256, or finds it begun: it reports how many contiguous bytes are already held.
+	Begin(dock, transfer string, meta wire.RecordingMeta, size int64, sha256 string) (Upload, error)
+	// Write stores data at off in a begun upload and reports the contiguous bytes held.
+	// ErrNotBegun means there is no such upload (and no such recording verified).
+	Write(dock, id string, off int64, data []byte) (Upload, error)
+	// Held reports an upload in progress.
+	Held(dock, id string) (Upload, bool, error)
+	// Finish makes a complete upload durable and compares the SHA-256 of the bytes stored
+	// with sha256 and with the one announced at Begin: it commits it as a verified
+	// recording, or returns an *IncompleteError, or a *MismatchError after discarding it.
+	Finish(dock, id string, size int64, sha256 string) (Stored, error)
 	// List returns every verified recording.
 	List() ([]Stored, error)
 }
 
+// Upload is an upload in progress as every receiver instance sees it.
+type Upload struct {
+	Transfer string
+	Size     int64
+	Held     int64 // contiguous bytes stored from the start
+}
+
+// ErrNotBegun is a chunk for an upload nobody began.
+var ErrNotBegun = errors.New("no transfer begun")
+
+// IncompleteError is an end before every byte is held.
+type IncompleteError struct{ Held, Size int64 }
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("incomplete: %d of %d bytes held", e.Held, e.Size)
+}
+
+// MismatchError is an upload whose stored bytes hash differently from the dock's claim.
+type MismatchError struct {
+	Size   int64
+	SHA256 string // what central computed
+}
+
+func (e *MismatchError) Error() string { return "hash mismatch: central computed " + e.SHA256 }
+
 // FileStore keeps recordings under a directory:
 //
 //	incoming/<dock>/<id>.part          partial uploads
+//	incoming/<dock>/<id>.state         their shared state, locked with flock(2)
 //	recordings/<device>/<id>            verified footage, read-only
 //	recordings/<device>/<id>.json       its metadata and hash
 //	recordings/<device>/<id>.sha256     "hash  id", checkable with sha256sum -c
@@ -81,73 +113,6 @@ func (f FileStore) Lookup(id string) (Stored, bool, error) {
 	}
 	s.Path = filepath.Join(f.Dir, "recordings", string(dev), id)
 	return s, true, nil
-}
-
-// Part implements Storage.
-func (f FileStore) Part(dock, id string) (*os.File, int64, error) {
-	if err := errors.Join(safe(dock), safe(id)); err != nil {
-		return nil, 0, err
-	}
-	p := f.partPath(dock, id)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return nil, 0, err
-	}
-	file, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, 0, err
-	}
-	n, err := file.Seek(0, io.SeekEnd)
-	if err != nil {
-		file.Close()
-		return nil, 0, err
-	}
-	return file, n, nil
-}
-
-// Commit implements Storage: rename the part into place, read-only, then its metadata,
-// checksum line and index entry, each synced.
-func (f FileStore) Commit(dock string, s Stored) error {
-	id, dev := s.Meta.ID, s.Meta.Device
-	if err := errors.Join(safe(dock), safe(id), safe(dev)); err != nil {
-		return err
-	}
-	dir := filepath.Join(f.Dir, "recordings", dev)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	final := filepath.Join(dir, id)
-	if err := os.Chmod(f.partPath(dock, id), 0o440); err != nil {
-		return err
-	}
-	if err := os.Rename(f.partPath(dock, id), final); err != nil {
-		return err
-	}
-	meta, _ := json.MarshalIndent(s, "", "  ")
-	if err := writeSynced(final+".json", meta); err != nil {
-		return err
-	}
-	if err := writeSynced(final+".sha256", []byte(s.SHA256+"  "+id+"\n")); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(f.Dir, "index"), 0o750); err != nil {
-		return err
-	}
-	if err := writeSynced(filepath.Join(f.Dir, "index", id), []byte(dev)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// Discard implements Storage.
-func (f FileStore) Discard(dock, id string) error {
-	if err := errors.Join(safe(dock), safe(id)); err != nil {
-		return err
-	}
-	err := os.Remove(f.partPath(dock, id))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
 }
 
 // List implements Storage.

@@ -113,6 +113,13 @@ func (b *Broker) Stop() {
 	}
 }
 
+// Up starts a stopped broker again on the same port.
+func (b *Broker) Up() {
+	b.t.Helper()
+	bin, _ := Binary()
+	b.start(bin)
+}
+
 // Restart stops the broker, waits for down, and starts it again on the same port.
 func (b *Broker) Restart(down time.Duration) {
 	b.t.Helper()

@@ -51,17 +51,17 @@ type Receiver struct {
 
 	shards []chan mqttconn.Message
 
-	mu        sync.Mutex
-	streams   map[string]bool // dock/recording whose chunks this instance has seen
-	granted   map[string]time.Time
-	alerts    map[string]wire.AlertMsg
-	reported  map[string]wire.ReportedMsg
-	status    map[string]wire.StatusMsg
-	ledger    map[string][]json.RawMessage
-	health    map[string][]wire.HealthMsg // by device, across docks
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	received  atomic.Int64 // chunk bytes received, repeats included
+	mu       sync.Mutex
+	streams  map[string]bool // dock/recording whose chunks this instance has seen
+	granted  map[string]time.Time
+	alerts   map[string]wire.AlertMsg
+	reported map[string]wire.ReportedMsg
+	status   map[string]wire.StatusMsg
+	ledger   map[string][]json.RawMessage
+	health   map[string][]wire.HealthMsg // by device, across docks
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	received atomic.Int64 // chunk bytes received, repeats included
 }
 
 // Start connects and begins receiving. It returns once subscribed.

@@ -26,10 +26,10 @@ type uploadState struct {
 	Transfer string             `json:"transfer"`
 	Meta     wire.RecordingMeta `json:"recording"`
 	Claimed  string             `json:"sha256"` // the dock's hash at begin
-	Size     int64      `json:"size"`
-	Held     int64      `json:"held"`
-	Hash     []byte     `json:"hash"`            // SHA-256 state over the held bytes
-	Ahead    [][2]int64 `json:"ahead,omitempty"` // stored ranges past Held: sorted, disjoint
+	Size     int64              `json:"size"`
+	Held     int64              `json:"held"`
+	Hash     []byte             `json:"hash"`            // SHA-256 state over the held bytes
+	Ahead    [][2]int64         `json:"ahead,omitempty"` // stored ranges past Held: sorted, disjoint
 }
 
 // lockedUpload is an upload's state file, locked against every other instance.

@@ -79,6 +79,33 @@ type Store struct {
 	wg   sync.WaitGroup
 }
 
+// removeEmptyLogs deletes zero-byte write-ahead (.mem) and value-log (.vlog) files. Badger
+// creates such a file and sizes it in two steps; a power cut between them leaves an empty
+// file that badger.Open refuses for good (dgraph-io/badger#2207, found here by
+// TestPowerCutLosesNothing). An empty log holds no entry, so nothing is lost by removing it.
+func removeEmptyLogs(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if ext := filepath.Ext(e.Name()); ext != ".mem" && ext != ".vlog" {
+			continue
+		}
+		if info, err := e.Info(); err != nil || info.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+		log.Warn("queue: removed an empty badger log left by a power cut", "file", e.Name())
+	}
+	return syncDir(dir)
+}
+
 // Open opens (or creates) the store under dir: dir/db for Badger, dir/spool for footage.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	sp, err := openSpool(filepath.Join(dir, "spool"))
@@ -87,6 +114,9 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	}
 	opts := Options(filepath.Join(dir, "db"))
 	opts.Logger = badgerLog{log}
+	if err := removeEmptyLogs(opts.Dir, log); err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", dir, err)
+	}
 	db, err := badger.Open(opts)
 	if err != nil {
 		// A failed Open can still return a DB that hangs when used: never touch it.

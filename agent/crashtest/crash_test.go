@@ -2,12 +2,15 @@ package crashtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,7 +26,8 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// kills is how many SIGKILLs a run deals: a handful in make test, hundreds in test-long.
+// kills is how many SIGKILLs (or power cuts) a run deals: a handful in make test,
+// over a hundred in test-long.
 func kills() int {
 	if os.Getenv("DOCK_LONG") != "" {
 		return 120
@@ -36,9 +40,27 @@ func kills() int {
 // checks after every kill that each recording is on its camera, in the dock's spool with
 // the camera's hash, or verified at central; at the end that all of them reached central
 // exactly once with matching hashes, the cameras are empty and the ledger verifies.
-func TestSIGKILLLosesNothing(t *testing.T) {
+func TestSIGKILLLosesNothing(t *testing.T) { crashLoop(t, false) }
+
+// TestPowerCutLosesNothing is the same with the dock's data directory (Badger and the
+// spool) on LazyFS: after every SIGKILL the power is cut too, so every byte the agent had
+// not synced is gone before it restarts.
+func TestPowerCutLosesNothing(t *testing.T) { crashLoop(t, true) }
+
+func crashLoop(t *testing.T, powerCut bool) {
 	dir := t.TempDir()
-	bin := buildHost(t, dir, "docksim")
+	var lazy *lazyDisk
+	if powerCut {
+		lazy = mountLazy(t)
+		// The dock's data directory is the mount; cameras, keys and central stay on disk.
+		if err := os.MkdirAll(filepath.Join(dir, "run"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(lazy.Mount, filepath.Join(dir, "run", "dock")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := buildHost(t, filepath.Join(dir, "bin"), "docksim")
 	mq := mqtttest.Start(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -89,13 +111,21 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 1))
-	t.Logf("seed %d, %d kills", seed, kills())
+	t.Logf("seed %d, %d kills, power cut %v", seed, kills(), powerCut)
+	var lost int64
 	for i := 0; i < kills(); i++ {
 		cmd := start()
 		time.Sleep(time.Duration(150+rng.IntN(1500)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
-		checkNothingLost(t, filepath.Join(dir, "run", "dock"), store, cams, want)
+		if lazy != nil {
+			n, err := lazy.PowerCut()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lost += n
+		}
+		checkNothingLost(t, filepath.Join(dir, "run", "dock"), filepath.Join(dir, "run", "keys", "spool.key"), store, cams, want)
 	}
 
 	// A last run without kills: everything must arrive.
@@ -117,7 +147,7 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	_ = cmd.Wait()
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-		t.Fatalf("%v\nagent log tail:\n%s", err, tail(string(log), 4000))
+		t.Fatalf("%v\nagent crashes:\n%s\nagent log tail:\n%s", err, crashes(string(log)), tail(string(log), 4000))
 	}
 
 	q, err := queue.Open(filepath.Join(dir, "run", "dock"), quiet())
@@ -136,19 +166,26 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	if len(stored) != len(want) || countFiles(filepath.Join(dir, "central", "recordings")) != len(want) {
 		t.Fatalf("central holds %d recordings (%d footage files), want %d: stored twice or lost", len(stored), countFiles(filepath.Join(dir, "central", "recordings")), len(want))
 	}
-	t.Logf("%d kills survived: %d recordings at central, verified; ledger of %d entries intact", kills(), len(want), n)
+	t.Logf("%d kills survived (power cut %v, %d unsynced bytes lost): %d recordings at central, verified; ledger of %d entries intact", kills(), powerCut, lost, len(want), n)
 }
 
 // buildHost builds the program agent/cmd/<name> into dir for the machine running the test,
 // even when this test itself runs as an ARM binary under qemu-user.
 func buildHost(t *testing.T, dir, name string) string {
 	t.Helper()
+	return buildHostPkg(t, dir, "dock/agent/cmd/"+name)
+}
+
+// buildHostPkg builds the program in package pkg into dir for the machine running the test.
+func buildHostPkg(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	name := path.Base(pkg)
 	host, err := exec.Command("go", "env", "GOHOSTARCH").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, name)
-	build := exec.Command("go", "build", "-o", bin, "dock/agent/cmd/"+name)
+	build := exec.Command("go", "build", "-o", bin, pkg)
 	build.Env = append(os.Environ(), "GOARCH="+strings.TrimSpace(string(host)))
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, out)
@@ -159,13 +196,18 @@ func buildHost(t *testing.T, dir, name string) string {
 // checkNothingLost asserts invariant 1 with the agent dead: each recording is on its
 // camera, or recorded in the dock's queue with the camera's hash and its spool file
 // present (until verified), or verified at central.
-func checkNothingLost(t *testing.T, dockDir string, store central.Storage, cams map[string]*sim.Camera, want simrun.Footage) {
+func checkNothingLost(t *testing.T, dockDir, keyFile string, store central.Storage, cams map[string]*sim.Camera, want simrun.Footage) {
 	t.Helper()
 	q, err := queue.Open(dockDir, quiet())
 	if err != nil {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
 	defer q.Close()
+	key, err := queue.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Encrypt(key)
 	if _, err := q.VerifyLedger(); err != nil {
 		t.Fatalf("ledger after SIGKILL: %v", err)
 	}
@@ -178,8 +220,8 @@ func checkNothingLost(t *testing.T, dockDir string, store central.Storage, cams 
 			if r.SHA256 != sum {
 				t.Fatalf("%s in the queue with hash %s, camera had %s", id, r.SHA256, sum)
 			}
-			if _, err := os.Stat(filepath.Join(dockDir, "spool", id+".rec")); err != nil {
-				t.Fatalf("%s is %s in the queue but its spool file is gone and central lacks it", id, r.State)
+			if got, err := spoolHash(q, id, r.Size); err != nil || got != sum {
+				t.Fatalf("%s is %s in the queue but its spool copy does not read back (sha256 %s, %v) and central lacks it", id, r.State, got, err)
 			}
 			continue
 		}
@@ -191,6 +233,20 @@ func checkNothingLost(t *testing.T, dockDir string, store central.Storage, cams 
 	}
 }
 
+// spoolHash hashes the dock's copy of a recording as the uplink would read it.
+func spoolHash(q *queue.Store, id string, size int64) (string, error) {
+	f, err := q.Open(id)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 func countFiles(dir string) int {
 	n := 0
 	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
@@ -200,6 +256,18 @@ func countFiles(dir string) int {
 		return nil
 	})
 	return n
+}
+
+// crashes returns the first lines of every Go panic or fatal error in a log.
+func crashes(log string) string {
+	var out []string
+	lines := strings.Split(log, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "unexpected fault") {
+			out = append(out, lines[i:min(i+12, len(lines))]...)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func tail(s string, n int) string {

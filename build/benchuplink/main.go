@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"dock/queue"
@@ -25,9 +26,22 @@ func main() {
 	chunk := flag.Int("chunk", 1<<20, "chunk size")
 	window := flag.Int("window", 16, "chunks in flight")
 	cut := flag.Float64("cut", 0, "cut the dock's connection at this fraction (0: never)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run here")
 	flag.Parse()
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(pf)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchuplink:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*broker, *src, *dir, *chunk, *window, *cut); err != nil {
 		fmt.Fprintln(os.Stderr, "benchuplink:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

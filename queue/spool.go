@@ -77,6 +77,83 @@ func (s *Spool) FreeBytes() (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
+// copyRing is how many copy buffers one offload cycles through: one being read, one
+// being hashed, one being encrypted and written.
+const copyRing = 3
+
+// copyHashed copies exactly size bytes from src to dst and into h in one pass, with
+// reading, hashing and writing (encryption included) each on its own goroutine over a
+// ring of buffers, so that a second core hashes while the first encrypts. It returns the
+// bytes read; a source that ends early is io.ErrUnexpectedEOF.
+func copyHashed(ctx context.Context, src io.Reader, dst io.Writer, h io.Writer, size int64) (int64, error) {
+	var ring [copyRing][]byte
+	for i := range ring {
+		ring[i] = make([]byte, copyBufSize)
+	}
+	// A buffer is refilled once both the hasher and the writer have returned its token.
+	hashed, written := make(chan struct{}, copyRing), make(chan struct{}, copyRing)
+	for range copyRing {
+		hashed <- struct{}{}
+		written <- struct{}{}
+	}
+	toHash, toWrite := make(chan []byte, copyRing), make(chan []byte, copyRing)
+	failed := make(chan struct{}) // closed when the writer fails
+	writeErr := make(chan error, 1)
+	hashDone := make(chan struct{})
+	go func() {
+		defer close(hashDone)
+		for b := range toHash {
+			h.Write(b)
+			hashed <- struct{}{}
+		}
+	}()
+	go func() {
+		var err error
+		for b := range toWrite {
+			if err == nil {
+				if _, err = dst.Write(b); err != nil {
+					close(failed)
+				}
+			}
+			written <- struct{}{}
+		}
+		writeErr <- err
+	}()
+	var n int64
+	var err error
+	for i := 0; n < size && err == nil; i++ {
+		select {
+		case <-failed:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-hashed:
+			<-written
+			buf := ring[i%copyRing][:min(copyBufSize, size-n)]
+			var m int
+			m, err = io.ReadFull(src, buf)
+			if m > 0 {
+				toHash <- buf[:m]
+				toWrite <- buf[:m]
+				n += int64(m)
+			}
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("read source: %w", err)
+			} else if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			continue
+		}
+		break
+	}
+	close(toHash)
+	close(toWrite)
+	<-hashDone
+	if werr := <-writeErr; werr != nil {
+		return n, werr
+	}
+	return n, err
+}
+
 // Write copies exactly rec.Size bytes from src into a new spool file, hashing in the same
 // pass, and makes it durable and read-only: temporary name, fsync, rename, directory
 // fsync. It returns rec with SHA256 filled. On any error nothing is left behind.
@@ -109,27 +186,11 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 		dst = sealer
 	}
 	h := sha256.New()
-	buf := make([]byte, copyBufSize)
-	var n int64
-	for n < rec.Size {
-		if err := ctx.Err(); err != nil {
-			return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
+	if n, err := copyHashed(ctx, src, dst, h, rec.Size); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return rec, fmt.Errorf("spool %s: %w: %d of %d bytes", rec.ID, ErrShortCopy, n, rec.Size)
 		}
-		want := min(int64(len(buf)), rec.Size-n)
-		m, rerr := io.ReadFull(src, buf[:want])
-		if m > 0 {
-			h.Write(buf[:m])
-			if _, err := dst.Write(buf[:m]); err != nil {
-				return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
-			}
-			n += int64(m)
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return rec, fmt.Errorf("spool %s: %w: %d of %d bytes", rec.ID, ErrShortCopy, n, rec.Size)
-			}
-			return rec, fmt.Errorf("spool %s: read source: %w", rec.ID, rerr)
-		}
+		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
 	// A source longer than announced is as suspect as a shorter one.
 	var one [1]byte

@@ -4,8 +4,10 @@
 # fsync, rename, directory fsync, Badger commit) against `cp` + sync alone and `cp` + sync
 # then `sha256sum`, on the same file and filesystem, in one run. Warm page cache for all
 # three (the source is read once before timing); everything is synced before each timing.
-# Then the queue at 1,000,000 recordings (see below). Shift change (10 throttled cameras)
-# is not measured yet: the simulator does not throttle camera reads. SIZE_MB sets the file size (default 2048).
+# Then a shift change: CAMERAS (10) cameras of PER_CAMERA_MB (256) each offloading at once,
+# each read throttled to 35 MB/s (USB 2.0) in the offload's reader, against the physical
+# bound from the spool disk's write+fsync rate measured in the same run. Then the queue at
+# 1,000,000 recordings (see below). SIZE_MB sets the file size (default 2048).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-2048}
@@ -39,16 +41,30 @@ printf '%-40s %9.3f %10.1f %9.2f\n' "cp + sync, then sha256sum" "$b" "$(mbps "$b
 printf '%-40s %9.3f %10.1f %9.2f\n' "dock: copy+sha256+encrypt+fsync+commit" "$c" "$(mbps "$c")" "$(echo "$a / $c" | bc -l)"
 first=$(printf 'cp_s=%.3f cp_sha256_s=%.3f dock_s=%.3f dock_vs_cp=%.3f target_vs_cp=0.95' "$a" "$b" "$c" "$(echo "$a / $c" | bc -l)")
 
+CAMERAS=${CAMERAS:-10}; PER_CAMERA_MB=${PER_CAMERA_MB:-256}
+[ "$PER_CAMERA_MB" -le "$SIZE_MB" ] || PER_CAMERA_MB=$SIZE_MB
+chmod -R u+w "$work/q" 2>/dev/null || true; rm -rf "$work/q" "$work/shift"; sync
+read -r shift_s bound_s eff spool_mibs < <("$work/benchoffload" -src "$work/src.mp4" -dir "$work/shift" -cameras "$CAMERAS" -per-camera $((PER_CAMERA_MB << 20)) -camera-rate 35e6)
+chmod -R u+w "$work/shift"; rm -rf "$work/shift"
+echo
+printf '%-44s %12s\n' "shift change: $CAMERAS cameras x $PER_CAMERA_MB MiB at 35 MB/s" seconds
+printf '%-44s %12.3f\n' "physical bound (spool disk $(printf %.0f "$spool_mibs") MiB/s)" "$bound_s"
+printf '%-44s %12.3f\n' "measured, all offloads durable and committed" "$shift_s"
+printf '%-44s %12.3f %12s\n' "efficiency" "$eff" ">= 0.9"
+first="$first shift_cameras=$CAMERAS shift_s=$shift_s shift_bound_s=$bound_s shift_efficiency=$eff target_shift_efficiency=0.9"
+
 # The queue at fleet scale: QUEUE_N recordings (default 1,000,000), then in a fresh process
 # (as after a restart) the reopen, lease + matching receipt per second, disk and memory.
 QUEUE_N=${QUEUE_N:-1000000}
 go build -o "$work/benchqueue" ./build/benchqueue
 "$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -populate
-read -r reopen_s ops_s bytes_per rss_mib < <("$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -ops 2000)
+read -r reopen_s ops_s bytes_per rss_mib anon_mib file_mib < <("$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -ops 2000)
 echo
 printf '%-44s %12s %12s\n' "queue of $QUEUE_N recordings" measured target
 printf '%-44s %12.3f %12s\n' "reopen after restart, s" "$reopen_s" "< 2"
 printf '%-44s %12.0f %12s\n' "lease + receipt per second (synced)" "$ops_s" ">= 10000"
 printf '%-44s %12.0f %12s\n' "bytes on disk per recording" "$bytes_per" "<= 1024"
 printf '%-44s %12.1f %12s\n' "peak RSS of the measuring process, MiB" "$rss_mib" "<= 64"
-printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f bytes_per_recording=%.0f queue_rss_mib=%.1f\n' "$first" "$QUEUE_N" "$reopen_s" "$ops_s" "$bytes_per" "$rss_mib"
+printf '%-44s %12.1f %12s\n' "  of which anonymous (heap, stacks), MiB" "$anon_mib" ""
+printf '%-44s %12.1f %12s\n' "  of which file-backed (mapped tables), MiB" "$file_mib" ""
+printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f bytes_per_recording=%.0f queue_rss_mib=%.1f queue_rss_anon_mib=%.1f queue_rss_file_mib=%.1f\n' "$first" "$QUEUE_N" "$reopen_s" "$ops_s" "$bytes_per" "$rss_mib" "$anon_mib" "$file_mib"

@@ -77,6 +77,27 @@ func (s *Spool) FreeBytes() (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
+// writeBehind writes a spool file sequentially and starts the kernel's writeback of every
+// writeBehindStep bytes as they land, without waiting for it: the final fsync then finds
+// little left to flush, and ten cameras finishing at once do not all wait on one flush.
+type writeBehind struct {
+	f         *os.File
+	off, from int64 // where the next write goes; the start of bytes not yet handed to writeback
+}
+
+const writeBehindStep = 16 << 20
+
+func (w *writeBehind) Write(p []byte) (int, error) {
+	n, err := w.f.WriteAt(p, w.off)
+	w.off += int64(n)
+	if w.off-w.from >= writeBehindStep {
+		// Advice only: a kernel or filesystem without it leaves the work to fsync.
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.from, w.off-w.from, unix.SYNC_FILE_RANGE_WRITE)
+		w.from = w.off
+	}
+	return n, err
+}
+
 // copyRing is how many copy buffers one offload cycles through: one being read, one
 // being hashed, one being encrypted and written.
 const copyRing = 3
@@ -175,12 +196,12 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 	if _, err := tmp.Seek(headerSize, io.SeekStart); err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
-	var dst io.Writer = tmp
+	var dst io.Writer = &writeBehind{f: tmp, off: headerSize, from: headerSize}
 	var sealer io.WriteCloser
 	if s.key != nil {
 		// Each file gets its own key, wrapped for the dock's key: an SD card pulled from
 		// the dock shows no footage (article 16).
-		if sealer, err = age.Encrypt(tmp, s.key.Recipient()); err != nil {
+		if sealer, err = age.Encrypt(dst, s.key.Recipient()); err != nil {
 			return rec, fmt.Errorf("spool %s: encrypt: %w", rec.ID, err)
 		}
 		dst = sealer

@@ -60,6 +60,7 @@ func fill(dir string, n int, log *slog.Logger) error {
 }
 
 func measure(dir string, n, ops int, log *slog.Logger) error {
+	peak := sampleRSS()
 	start := time.Now()
 	s, err := queue.Open(dir, log)
 	if err != nil {
@@ -94,14 +95,44 @@ func measure(dir string, n, ops int, log *slog.Logger) error {
 		}
 		return nil
 	})
-	rssKB := 0
+	hwm := status("VmHWM")
+	anon, file := peak()
+	fmt.Printf("%.3f %.0f %.0f %.1f %.1f %.1f\n", reopen.Seconds(), opsPerSec, float64(bytes)/float64(n),
+		float64(hwm)/1024, float64(anon)/1024, float64(file)/1024)
+	return nil
+}
+
+// status reads one kB figure of /proc/self/status.
+func status(field string) int {
+	kb := 0
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-				fmt.Sscanf(strings.TrimSpace(v), "%d", &rssKB)
+			if v, ok := strings.CutPrefix(l, field+":"); ok {
+				fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
 			}
 		}
 	}
-	fmt.Printf("%.3f %.0f %.0f %.1f\n", reopen.Seconds(), opsPerSec, float64(bytes)/float64(n), float64(rssKB)/1024)
-	return nil
+	return kb
+}
+
+// sampleRSS samples the anonymous and file-backed resident memory every 20 ms; the
+// returned function stops it and gives the peaks of each, in kB. File-backed pages are
+// Badger's memory-mapped tables: the kernel drops them under memory pressure.
+func sampleRSS() func() (anon, file int) {
+	var anon, file int
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			anon, file = max(anon, status("RssAnon")), max(file, status("RssFile"))
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (int, int) { close(stop); <-done; return anon, file }
 }

@@ -399,3 +399,77 @@ func TestEncryptedSpool(t *testing.T) {
 		t.Fatalf("opened with another key: %v", err)
 	}
 }
+
+// Stats comes from a tally kept beside the records; after every kind of change, and after
+// a reopen, it equals a count of the records one by one. A store without a tally (from
+// before it) is counted once at open.
+func TestStatsTallyMatchesAScan(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	check := func(when string) {
+		t.Helper()
+		got, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.scanStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var oldest time.Time
+		_ = s.Each(func(r Recording) error {
+			if (r.State == Spooled || r.State == Uploading) && (oldest.IsZero() || r.Start.Before(oldest)) {
+				oldest = r.Start
+			}
+			return nil
+		})
+		if fmt.Sprint(got.Count, got.Bytes, got.Waiting) != fmt.Sprint(want.Count, want.Bytes, want.Waiting) || !got.Oldest.Equal(oldest) {
+			t.Fatalf("%s: stats %v %v %v oldest %s; a scan counts %v %v %v oldest %s", when,
+				got.Count, got.Bytes, got.Waiting, got.Oldest, want.Count, want.Bytes, want.Waiting, oldest)
+		}
+	}
+	a := commit(t, s, "CAM-1_A.mp4", t0, Patrol, "")
+	b := commit(t, s, "CAM-1_B.mp4", t0.Add(-time.Hour), Evidence, "")
+	c := commit(t, s, "CAM-1_C.mp4", t0.Add(time.Hour), Patrol, "dispute")
+	commit(t, s, "CAM-1_D.mp4", t0.Add(2*time.Hour), Patrol, "")
+	check("after commits")
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"lease the oldest", func() error { _, err := s.Lease(b.ID, "t1"); return err }},
+		{"release it", func() error { _, err := s.Release(b.ID, "test"); return err }},
+		{"lease again", func() error { _, err := s.Lease(b.ID, "t2"); return err }},
+		{"verify", func() error { _, err := s.Verify(b.ID, b.SHA256, b.Size); return err }},
+		{"free", func() error { return s.Free(b.ID) }},
+		{"verify a hold", func() error { _, err := s.Verify(c.ID, c.SHA256, c.Size); return err }},
+		{"withdraw", func() error { return s.Withdraw("CAM-1_D.mp4", "test") }},
+		{"import", func() error {
+			return s.Import([]Recording{{ID: "CAM-2_E.mp4", Size: 5, Start: t0.Add(-3 * time.Hour), State: Spooled, Class: Evidence}, a}, "test")
+		}},
+		{"a refused step", func() error {
+			if _, err := s.Lease(b.ID, "t3"); err == nil {
+				return errors.New("a freed recording was leased")
+			}
+			return nil
+		}},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.what, err)
+		}
+		check("after " + st.what)
+	}
+	s.Close()
+	s = openStore(t, dir)
+	check("after reopen")
+	// A store from before the tally: drop it, and open counts once.
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(kTally)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, dir)
+	defer s.Close()
+	check("after a reopen without a tally")
+}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -112,4 +113,49 @@ func (r Recording) rank() int {
 // Freeable reports whether the dock may delete its copy now.
 func (r Recording) Freeable() bool {
 	return r.State == Verified && (r.Hold == "" || r.Released)
+}
+
+// tally is the queue's count of recordings by state, their bytes, the waiting ones by
+// class, and the leased ones' start times (for the oldest waiting). It is kept in Badger
+// and changed in the same transaction as the records it counts.
+type tally struct {
+	Count   map[State]int        `json:"count"`
+	Bytes   map[State]int64      `json:"bytes"`
+	Waiting map[string]int       `json:"waiting"`
+	Leased  map[string]time.Time `json:"leased,omitempty"`
+}
+
+var classNames = [...]string{"hold", "evidence", "patrol"}
+
+func newTally() tally {
+	return tally{Count: map[State]int{}, Bytes: map[State]int64{}, Waiting: map[string]int{"hold": 0, "evidence": 0, "patrol": 0}, Leased: map[string]time.Time{}}
+}
+
+func (t tally) clone() tally {
+	c := newTally()
+	maps.Copy(c.Count, t.Count)
+	maps.Copy(c.Bytes, t.Bytes)
+	maps.Copy(c.Waiting, t.Waiting)
+	maps.Copy(c.Leased, t.Leased)
+	return c
+}
+
+// add counts r in (sign 1) or out (sign -1).
+func (t *tally) add(r Recording, sign int) {
+	t.Count[r.State] += sign
+	t.Bytes[r.State] += int64(sign) * r.Size
+	if t.Count[r.State] == 0 {
+		delete(t.Count, r.State)
+		delete(t.Bytes, r.State)
+	}
+	if r.State == Spooled || r.State == Uploading {
+		t.Waiting[classNames[r.rank()]] += sign
+	}
+	if r.State == Uploading {
+		if sign > 0 {
+			t.Leased[r.ID] = r.Start
+		} else {
+			delete(t.Leased, r.ID)
+		}
+	}
 }

@@ -30,6 +30,7 @@ const (
 	pPending = "p/"
 	pLedger  = "l/"
 	kHead    = "m/ledger"
+	kTally   = "m/tally"
 	pDoc     = "d/"
 )
 
@@ -71,9 +72,11 @@ type Store struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu   sync.Mutex // serialises writes that append to the ledger
-	seq  uint64
-	head string
+	mu    sync.Mutex // serialises writes that append to the ledger
+	seq   uint64
+	head  string
+	tally tally  // committed; changed only under mu
+	draft *tally // the tally as the transaction under way leaves it
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -147,9 +150,55 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open queue: ledger head: %w", err)
 	}
+	if err := s.loadTally(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open queue: tally: %w", err)
+	}
 	s.wg.Add(1)
 	go s.gcLoop()
 	return s, nil
+}
+
+// loadTally reads the stored tally, or counts the records once (a store from before the
+// tally) and stores the count.
+func (s *Store) loadTally() error {
+	s.tally = newTally()
+	found := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(kTally))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &s.tally) })
+	})
+	if err != nil || found {
+		s.tally = s.tally.clone() // maps made where the stored JSON had none
+		return err
+	}
+	return s.recount()
+}
+
+// recount rebuilds the tally from the records and stores it.
+func (s *Store) recount() error {
+	t, err := s.scanStats()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(kTally), b) }); err != nil {
+		return err
+	}
+	s.tally = t
+	return nil
 }
 
 // Close stops background work and closes Badger.
@@ -188,9 +237,19 @@ func (s *Store) update(fn func(txn *badger.Txn) error, events ...Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq, head := s.seq, s.head
+	s.draft = nil
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if fn != nil {
 			if err := fn(txn); err != nil {
+				return err
+			}
+		}
+		if s.draft != nil {
+			b, err := json.Marshal(s.draft)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(kTally), b); err != nil {
 				return err
 			}
 		}
@@ -224,7 +283,24 @@ func (s *Store) update(fn func(txn *badger.Txn) error, events ...Event) error {
 		return err
 	}
 	s.seq, s.head = seq, head
+	if s.draft != nil {
+		s.tally, s.draft = *s.draft, nil
+	}
 	return nil
+}
+
+// changed records, inside an update, that a record went from old to new (nil: none).
+func (s *Store) changed(old, new *Recording) {
+	if s.draft == nil {
+		d := s.tally.clone()
+		s.draft = &d
+	}
+	if old != nil {
+		s.draft.add(*old, -1)
+	}
+	if new != nil {
+		s.draft.add(*new, 1)
+	}
 }
 
 func ledgerKey(seq uint64) []byte {
@@ -333,6 +409,7 @@ func (s *Store) Commit(rec Recording, ev Event) (Recording, error) {
 			return err
 		}
 		stored = rec
+		s.changed(nil, &rec)
 		return txn.Set(pendingKey(rec), nil)
 	}, ev)
 	if existed {
@@ -355,6 +432,7 @@ func (s *Store) transition(id string, step Step, change func(*Recording) error, 
 		if err != nil {
 			return err
 		}
+		was := r
 		next, err := Next(r.State, step)
 		if err != nil {
 			return err
@@ -376,6 +454,7 @@ func (s *Store) transition(id string, step Step, change func(*Recording) error, 
 			}
 		}
 		out = r
+		s.changed(&was, &r)
 		return putRec(txn, r)
 	}, ev)
 	if err != nil {
@@ -510,6 +589,7 @@ func (s *Store) Withdraw(id, why string) error {
 		if err := txn.Delete(pendingKey(r)); err != nil {
 			return err
 		}
+		s.changed(&r, nil)
 		return txn.Delete(recKey(id))
 	}, Event{Kind: EvInput, Recording: id, Detail: "spool copy withdrawn: " + why})
 	if err != nil {
@@ -557,21 +637,47 @@ type Stats struct {
 	Waiting map[string]int `json:"waiting"`
 }
 
-// Stats scans the records.
+// Stats returns the queue's tally, kept beside the records and changed in the same
+// transactions: no scan, whatever the queue's length.
 func (s *Store) Stats() (Stats, error) {
-	st := Stats{Count: map[State]int{}, Bytes: map[State]int64{}, Waiting: map[string]int{"hold": 0, "evidence": 0, "patrol": 0}}
-	err := s.Each(func(r Recording) error {
-		st.Count[r.State]++
-		st.Bytes[r.State] += r.Size
-		if r.State == Spooled || r.State == Uploading {
-			if st.Oldest.IsZero() || r.Start.Before(st.Oldest) {
-				st.Oldest = r.Start
+	s.mu.Lock()
+	t := s.tally.clone()
+	s.mu.Unlock()
+	st := Stats{Count: t.Count, Bytes: t.Bytes, Waiting: t.Waiting}
+	for _, start := range t.Leased {
+		if st.Oldest.IsZero() || start.Before(st.Oldest) {
+			st.Oldest = start
+		}
+	}
+	// The oldest spooled recording of each class heads its part of the pending index.
+	err := s.db.View(func(txn *badger.Txn) error {
+		for rank := range 3 {
+			prefix := fmt.Appendf(nil, "%s%d", pPending, rank)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			it.Rewind()
+			if it.Valid() {
+				var nanos int64
+				if _, err := fmt.Sscanf(string(it.Item().Key()[len(prefix):len(prefix)+20]), "%d", &nanos); err == nil {
+					if start := time.Unix(0, nanos).UTC(); st.Oldest.IsZero() || start.Before(st.Oldest) {
+						st.Oldest = start
+					}
+				}
 			}
-			st.Waiting[[]string{"hold", "evidence", "patrol"}[r.rank()]]++
+			it.Close()
 		}
 		return nil
 	})
 	return st, err
+}
+
+// scanStats counts the records one by one: how the tally is built when there is none.
+func (s *Store) scanStats() (tally, error) {
+	t := newTally()
+	err := s.Each(func(r Recording) error {
+		t.add(r, 1)
+		return nil
+	})
+	return t, err
 }
 
 // Each calls fn for every recording.
@@ -683,6 +789,33 @@ func (b badgerLog) Debugf(string, ...any)       {}
 // receipts, or a benchmark's queue), with one ledger entry for the batch. Existing ids are
 // overwritten: only for an empty or rebuilt index.
 func (s *Store) Import(recs []Recording, why string) error {
+	s.mu.Lock()
+	t := s.tally.clone()
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, r := range recs {
+			if old, err := getRec(txn, r.ID); err == nil {
+				t.add(old, -1)
+			} else if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			t.add(r, 1)
+		}
+		return nil
+	})
+	if err == nil {
+		err = s.importBatch(recs, t)
+	}
+	if err == nil {
+		s.tally = t
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	return s.Record(Event{Kind: EvInput, Detail: fmt.Sprintf("imported %d records: %s", len(recs), why)})
+}
+
+func (s *Store) importBatch(recs []Recording, t tally) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, r := range recs {
@@ -699,10 +832,14 @@ func (s *Store) Import(recs []Recording, why string) error {
 			}
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("import: %w", err)
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
 	}
-	return s.Record(Event{Kind: EvInput, Detail: fmt.Sprintf("imported %d records: %s", len(recs), why)})
+	if err := wb.Set([]byte(kTally), b); err != nil {
+		return err
+	}
+	return wb.Flush()
 }
 
 // ReleaseAll returns every leased recording to the queue: at start, no transfer is running,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -472,4 +473,26 @@ func TestStatsTallyMatchesAScan(t *testing.T) {
 	s = openStore(t, dir)
 	defer s.Close()
 	check("after a reopen without a tally")
+}
+
+// A power cut between Badger's creating a log file and sizing it leaves an empty .mem or
+// .vlog that badger.Open refuses (dgraph-io/badger#2207); Open removes them and keeps
+// every record.
+func TestOpenSurvivesEmptyLogsLeftByAPowerCut(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	r := commit(t, s, "CAM-1_A.mp4", time.Now(), Patrol, "")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"00099.mem", "000099.vlog"} {
+		if err := os.WriteFile(filepath.Join(dir, "db", name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openStore(t, dir)
+	defer s.Close()
+	if got, err := s.Get(r.ID); err != nil || got.SHA256 != r.SHA256 {
+		t.Fatalf("after reopen: %+v %v", got, err)
+	}
 }

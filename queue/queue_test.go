@@ -496,3 +496,43 @@ func TestOpenSurvivesEmptyLogsLeftByAPowerCut(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v", got, err)
 	}
 }
+
+// Updates from many goroutines are committed in groups: those that fail change nothing,
+// the others all land, each once, and the ledger's chain holds.
+func TestGroupCommitKeepsEachUpdateAtomic(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	var recs []Recording
+	for i := range 40 {
+		recs = append(recs, commit(t, s, fmt.Sprintf("CAM-G_%02d.mp4", i), t0.Add(time.Duration(i)*time.Minute), Patrol, ""))
+	}
+	before := s.LedgerHead()
+	errs := make(chan error, 2*len(recs))
+	for _, r := range recs {
+		go func() { _, err := s.Lease(r.ID, "t"); errs <- err }()
+		go func() { _, err := s.Lease(r.ID+".missing", "t"); errs <- err }() // fails: no such recording
+	}
+	ok := 0
+	for range 2 * len(recs) {
+		if err := <-errs; err == nil {
+			ok++
+		} else if !errors.Is(err, ErrNotFound) {
+			t.Errorf("unexpected failure: %v", err)
+		}
+	}
+	if ok != len(recs) {
+		t.Fatalf("%d leases succeeded, want %d", ok, len(recs))
+	}
+	for _, r := range recs {
+		if got, _ := s.Get(r.ID); got.State != Uploading {
+			t.Fatalf("%s is %s after its lease", r.ID, got.State)
+		}
+	}
+	if n, err := s.VerifyLedger(); err != nil || s.LedgerHead() != before+uint64(len(recs)) {
+		t.Fatalf("ledger: %d entries, head %d, want %d more than %d: %v", n, s.LedgerHead(), len(recs), before, err)
+	}
+	if st, _ := s.Stats(); st.Count[Uploading] != len(recs) || st.Count[Spooled] != 0 {
+		t.Fatalf("stats %v after %d leases", st.Count, len(recs))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +79,9 @@ type Store struct {
 	tally tally  // committed; changed only under mu
 	draft *tally // the tally as the transaction under way leaves it
 
+	writes chan *write   // updates waiting for the committer
+	idle   chan struct{} // closed when the committer has ended
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -125,7 +129,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		// A failed Open can still return a DB that hangs when used: never touch it.
 		return nil, fmt.Errorf("open queue %s: %w", dir, err)
 	}
-	s := &Store{db: db, spool: sp, log: log, now: func() time.Time { return time.Now().UTC() }, head: genesis, stop: make(chan struct{})}
+	s := &Store{db: db, spool: sp, log: log, now: func() time.Time { return time.Now().UTC() }, head: genesis, stop: make(chan struct{}), writes: make(chan *write, maxGroup), idle: make(chan struct{})}
 	err = db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte(kHead))
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -154,8 +158,9 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open queue: tally: %w", err)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.gcLoop()
+	go s.committer()
 	return s, nil
 }
 
@@ -232,61 +237,161 @@ func (s *Store) Spool() *Spool { return s.spool }
 func (s *Store) Encrypt(key *age.X25519Identity) { s.spool.key = key }
 
 // update runs fn in one Badger transaction and appends events to the ledger in that same
-// transaction, so a state change and its ledger entry commit together or not at all.
+// transaction, so a state change and its ledger entry commit together or not at all. It
+// returns once that transaction is durable.
+//
+// Updates are group-committed: one goroutine applies every update that is waiting, in
+// arrival order, to one transaction and syncs it once, so a shift change's commits share
+// fsyncs. Each update sees the writes of those before it; one that fails is dropped and
+// the rest applied again without it, so a failure changes nothing.
 func (s *Store) update(fn func(txn *badger.Txn) error, events ...Event) error {
+	w := &write{fn: fn, events: events, done: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-s.stop:
+		return errClosed
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-s.idle:
+		// The committer has ended; it answered every update it took.
+		select {
+		case err := <-w.done:
+			return err
+		default:
+			return errClosed
+		}
+	}
+}
+
+var errClosed = errors.New("queue: closed")
+
+// write is one update waiting for the committer.
+type write struct {
+	fn     func(txn *badger.Txn) error
+	events []Event
+	done   chan error
+}
+
+// maxGroup bounds the updates in one transaction, well under Badger's transaction size.
+const maxGroup = 32
+
+// committer applies waiting updates in groups until the store closes.
+func (s *Store) committer() {
+	defer s.wg.Done()
+	defer close(s.idle)
+	for {
+		var group []*write
+		select {
+		case <-s.stop:
+			// Commit what was handed over before the close.
+			for {
+				select {
+				case w := <-s.writes:
+					s.commitGroup([]*write{w})
+				default:
+					return
+				}
+			}
+		case w := <-s.writes:
+			group = append(group, w)
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case w := <-s.writes:
+				group = append(group, w)
+			default:
+				break more
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup commits a group of updates in one transaction and answers each.
+func (s *Store) commitGroup(group []*write) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seq, head := s.seq, s.head
-	s.draft = nil
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if fn != nil {
-			if err := fn(txn); err != nil {
-				return err
+	for len(group) > 0 {
+		txn := s.db.NewTransaction(true)
+		seq, head := s.seq, s.head
+		s.draft = nil
+		failed, err := -1, error(nil)
+		for i, w := range group {
+			if w.fn != nil {
+				err = w.fn(txn)
 			}
+			if err == nil {
+				seq, head, err = appendLedger(txn, s.now, seq, head, w.events)
+			}
+			if err != nil {
+				failed = i
+				break
+			}
+		}
+		if failed >= 0 {
+			// Drop the update that failed and apply the others again without it.
+			txn.Discard()
+			group[failed].done <- err
+			group = slices.Delete(group, failed, failed+1)
+			continue
 		}
 		if s.draft != nil {
-			b, err := json.Marshal(s.draft)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set([]byte(kTally), b); err != nil {
-				return err
+			if b, merr := json.Marshal(s.draft); merr != nil {
+				err = merr
+			} else {
+				err = txn.Set([]byte(kTally), b)
 			}
 		}
-		for _, ev := range events {
-			seq++
-			e := Entry{Seq: seq, Time: s.now(), Event: ev, Prev: head}
-			h, err := e.seal()
-			if err != nil {
-				return err
-			}
-			e.Hash = h
-			b, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(ledgerKey(seq), b); err != nil {
-				return err
-			}
-			head = h
+		if err == nil {
+			err = txn.Commit()
 		}
-		if len(events) > 0 {
-			b, _ := json.Marshal(struct {
-				Seq  uint64 `json:"seq"`
-				Hash string `json:"hash"`
-			}{seq, head})
-			return txn.Set([]byte(kHead), b)
+		txn.Discard()
+		if err == nil {
+			s.seq, s.head = seq, head
+			if s.draft != nil {
+				s.tally = *s.draft
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		s.draft = nil
+		for _, w := range group {
+			w.done <- err
+		}
+		return
 	}
-	s.seq, s.head = seq, head
-	if s.draft != nil {
-		s.tally, s.draft = *s.draft, nil
+}
+
+// appendLedger adds events to the hash chain after (seq, head) in txn and moves the head.
+func appendLedger(txn *badger.Txn, now func() time.Time, seq uint64, head string, events []Event) (uint64, string, error) {
+	for _, ev := range events {
+		seq++
+		e := Entry{Seq: seq, Time: now(), Event: ev, Prev: head}
+		h, err := e.seal()
+		if err != nil {
+			return 0, "", err
+		}
+		e.Hash = h
+		b, err := json.Marshal(e)
+		if err != nil {
+			return 0, "", err
+		}
+		if err := txn.Set(ledgerKey(seq), b); err != nil {
+			return 0, "", err
+		}
+		head = h
 	}
-	return nil
+	if len(events) > 0 {
+		b, _ := json.Marshal(struct {
+			Seq  uint64 `json:"seq"`
+			Hash string `json:"hash"`
+		}{seq, head})
+		if err := txn.Set([]byte(kHead), b); err != nil {
+			return 0, "", err
+		}
+	}
+	return seq, head, nil
 }
 
 // changed records, inside an update, that a record went from old to new (nil: none).

@@ -275,7 +275,7 @@ type write struct {
 }
 
 // maxGroup bounds the updates in one transaction, well under Badger's transaction size.
-const maxGroup = 32
+const maxGroup = 64
 
 // committer applies waiting updates in groups until the store closes.
 func (s *Store) committer() {

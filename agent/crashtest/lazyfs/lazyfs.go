@@ -1,3 +1,8 @@
+// go-fuse's splice code does not build for 32-bit arm; lazyfs runs on the machine that runs
+// the tests, never on the dock.
+
+//go:build linux && !arm
+
 // Package lazyfs owns a FUSE filesystem that keeps unsynced bytes in memory, so that a
 // test can cut the power by killing its server. Test tooling, never in the dock binary.
 package lazyfs

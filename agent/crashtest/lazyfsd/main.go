@@ -1,3 +1,8 @@
+// go-fuse's splice code does not build for 32-bit arm; lazyfs runs on the machine that runs
+// the tests, never on the dock.
+
+//go:build linux && !arm
+
 // Command lazyfsd serves a lazyfs mount for the power-cut tests: it prints "ready" once
 // mounted and "pending <bytes>" on SIGUSR1; SIGKILL is the power cut. Test tooling only.
 package main

@@ -157,8 +157,9 @@ func writeSynced(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncPath fsyncs a file or a directory.
+func syncPath(path string) error {
+	d, err := os.Open(path)
 	if err != nil {
 		return err
 	}

@@ -269,7 +269,7 @@ func (f FileStore) Finish(dock, id string, size int64, sum string) (Stored, erro
 		return Stored{}, err
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	if err := syncFile(u.part); err != nil {
+	if err := syncPath(u.part); err != nil {
 		return Stored{}, fmt.Errorf("fsync %s: %w", id, err)
 	}
 	if got != sum || got != u.st.Claimed {
@@ -322,14 +322,5 @@ func (f FileStore) commit(dock string, s Stored) error {
 	if err := writeSynced(filepath.Join(f.Dir, "index", id), []byte(dev)); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncFile(path string) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	return file.Sync()
+	return syncPath(dir)
 }

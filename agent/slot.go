@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -495,7 +496,11 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 	s.a.spaceReturned()
 	path := filepath.Join(s.def.Mount, f.Name)
 	before, _ := os.Stat(path)
-	src, err := os.Open(path)
+	open := s.a.board.Open
+	if open == nil {
+		open = func(p string) (fs.File, error) { return os.Open(p) }
+	}
+	src, err := open(path)
 	if err != nil {
 		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "open on camera: " + err.Error()})
 		return queue.Recording{}, fmt.Errorf("open %s: %w", f.Name, err)
@@ -557,7 +562,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // guardedOffload copies with a progress watchdog: storage that stops delivering bytes for
 // the stall timeout fails the copy (the camera keeps the recording) instead of holding the
 // bay forever. A read stuck in the kernel is abandoned to its goroutine.
-func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src *os.File, device string) (queue.Recording, error) {
+func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.File, device string) (queue.Recording, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr := &progressReader{r: src}

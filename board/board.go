@@ -4,6 +4,7 @@ package board
 
 import (
 	"fmt"
+	"io/fs"
 	"sort"
 )
 
@@ -29,6 +30,9 @@ type Board struct {
 	// where it is absent the agent reports no board temperature and carries on.
 	Thermal string
 	Slots   []Slot
+	// Open opens a file on a camera's mounted storage; nil means os.Open. The simulator
+	// sets its own, which reads no faster than the camera's link.
+	Open func(path string) (fs.File, error) `json:"-"`
 }
 
 var known = map[string]Board{}

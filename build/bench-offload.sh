@@ -4,9 +4,10 @@
 # fsync, rename, directory fsync, Badger commit) against `cp` + sync alone and `cp` + sync
 # then `sha256sum`, on the same file and filesystem, in one run. Warm page cache for all
 # three (the source is read once before timing); everything is synced before each timing.
-# Then a shift change: CAMERAS (10) cameras of PER_CAMERA_MB (256) each offloading at once,
-# each read throttled to 35 MB/s (USB 2.0) in the offload's reader, against the physical
-# bound from the spool disk's write+fsync rate measured in the same run. Then the queue at
+# Then a shift change: the real agent on the simulated dock with CAMERAS (10) cameras of
+# FILES x FILE_MB (4 x 64 MiB) docked at once, each camera's storage read at no more than
+# 35 MB/s (USB 2.0, the simulator's ReadRate), against the physical bound from the spool
+# disk's write+fsync rate measured in the same run. Then the queue at
 # 1,000,000 recordings (see below). SIZE_MB sets the file size (default 2048).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +42,12 @@ printf '%-40s %9.3f %10.1f %9.2f\n' "cp + sync, then sha256sum" "$b" "$(mbps "$b
 printf '%-40s %9.3f %10.1f %9.2f\n' "dock: copy+sha256+encrypt+fsync+commit" "$c" "$(mbps "$c")" "$(echo "$a / $c" | bc -l)"
 first=$(printf 'cp_s=%.3f cp_sha256_s=%.3f dock_s=%.3f dock_vs_cp=%.3f target_vs_cp=0.95' "$a" "$b" "$c" "$(echo "$a / $c" | bc -l)")
 
-CAMERAS=${CAMERAS:-10}; PER_CAMERA_MB=${PER_CAMERA_MB:-256}
-[ "$PER_CAMERA_MB" -le "$SIZE_MB" ] || PER_CAMERA_MB=$SIZE_MB
-chmod -R u+w "$work/q" 2>/dev/null || true; rm -rf "$work/q" "$work/shift"; sync
-read -r shift_s bound_s eff spool_mibs < <("$work/benchoffload" -src "$work/src.mp4" -dir "$work/shift" -cameras "$CAMERAS" -per-camera $((PER_CAMERA_MB << 20)) -camera-rate 35e6)
+CAMERAS=${CAMERAS:-10}; FILES=${FILES:-4}; FILE_MB=${FILE_MB:-64}
+chmod -R u+w "$work/q" 2>/dev/null || true; rm -rf "$work/q"; sync
+go build -o "$work/benchshift" ./build/benchshift
+read -r shift_s bound_s eff spool_mibs < <("$work/benchshift" -dir "$work/shift" -cameras "$CAMERAS" -files "$FILES" -file-mb "$FILE_MB" -camera-rate 35000000)
 chmod -R u+w "$work/shift"; rm -rf "$work/shift"
+PER_CAMERA_MB=$((FILES * FILE_MB))
 echo
 printf '%-44s %12s\n' "shift change: $CAMERAS cameras x $PER_CAMERA_MB MiB at 35 MB/s" seconds
 printf '%-44s %12.3f\n' "physical bound (spool disk $(printf %.0f "$spool_mibs") MiB/s)" "$bound_s"

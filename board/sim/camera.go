@@ -44,12 +44,15 @@ type CameraState struct {
 	// Unreadable names recordings whose data cannot be read off the storage.
 	Unreadable []string `json:"unreadable,omitempty"`
 	// StallAfter makes the first recording stop delivering data after this many bytes
+	// (0: never), as a storage link that dies mid-transfer.
+	StallAfter int64 `json:"stall_after,omitempty"`
 	// GrowsDuringCopy makes the first recording keep growing for a moment once the storage
 	// is exposed, as a camera still writing a file would.
 	GrowsDuringCopy bool `json:"grows_during_copy,omitempty"`
-	// (0: never), as a storage link that dies mid-transfer.
-	StallAfter int64               `json:"stall_after,omitempty"`
-	Files      map[string]FileMeta `json:"files"`
+	// ReadRate caps how fast the camera's storage delivers bytes, per second (0: no cap;
+	// USB 2.0 mass storage gives about 35 MB/s).
+	ReadRate int64               `json:"read_rate,omitempty"`
+	Files    map[string]FileMeta `json:"files"`
 }
 
 // FileMeta is what the camera knows of a recording besides its bytes.

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -54,7 +55,7 @@ func New(dir string, n int, log *slog.Logger) (*Dock, error) {
 	}
 	k := dockSeq.Add(1)
 	d := &Dock{dir: dir, log: log, stop: make(chan struct{})}
-	d.board = board.Board{Name: "sim", Description: fmt.Sprintf("simulated dock, %d slots", n)}
+	d.board = board.Board{Name: "sim", Description: fmt.Sprintf("simulated dock, %d slots", n), Open: d.open}
 	for _, sub := range []string{"tty", "mnt"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("sim dock: %w", err)
@@ -104,6 +105,47 @@ func New(dir string, n int, log *slog.Logger) (*Dock, error) {
 	d.wg.Add(1)
 	go d.tick()
 	return d, nil
+}
+
+// open opens a file on a docked camera's storage, read at no more than the camera's
+// ReadRate.
+func (d *Dock) open(path string) (fs.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range d.Slots {
+		if filepath.Dir(path) != s.mount {
+			continue
+		}
+		s.mu.Lock()
+		cam := s.cam
+		s.mu.Unlock()
+		if cam != nil {
+			if rate := cam.State().ReadRate; rate > 0 {
+				return &throttled{File: f, rate: float64(rate), start: time.Now()}, nil
+			}
+		}
+	}
+	return f, nil
+}
+
+// throttled reads a file no faster than rate bytes per second on average.
+type throttled struct {
+	*os.File
+	rate  float64
+	start time.Time
+	n     int64
+}
+
+func (t *throttled) Read(p []byte) (int, error) {
+	p = p[:min(len(p), 256<<10)] // small steps: a smooth rate, not bursts
+	n, err := t.File.Read(p)
+	t.n += int64(n)
+	if d := time.Until(t.start.Add(time.Duration(float64(t.n) / t.rate * float64(time.Second)))); d > 0 {
+		time.Sleep(d)
+	}
+	return n, err
 }
 
 // Board is the dock's definition, in the same form as a real board's.

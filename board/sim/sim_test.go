@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -156,5 +157,48 @@ func TestChargingRaisesCharge(t *testing.T) {
 	}
 	if cam.State().ChargePct <= before {
 		t.Fatal("charge did not rise while the charger was on")
+	}
+}
+
+// A camera's storage delivers no faster than its ReadRate through the board's opener, as
+// USB mass storage limits a real camera; the bytes are the camera's.
+func TestReadRateCapsStorage(t *testing.T) {
+	d := newDock(t, 1)
+	st := DefaultCamera("CAM-8", "OF-1", "TEAM-A")
+	st.ReadRate = 8 << 20
+	cam, err := NewCamera(t.TempDir(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cam.Generate(1, 2<<20, 1, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Dock(0, cam); err != nil {
+		t.Fatal(err)
+	}
+	l := link(t, d, 0)
+	ctx := context.Background()
+	files, err := l.List(ctx)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("list = %+v, %v", files, err)
+	}
+	if err := l.Auth(ctx, "000000"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.Board().Open(filepath.Join(d.Board().Slots[0].Mount, files[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Now()
+	got, err := io.ReadAll(f)
+	took := time.Since(start)
+	want, _ := os.ReadFile(filepath.Join(cam.Footage(), files[0].Name))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes (%v), want the camera's %d", len(got), err, len(want))
+	}
+	// 2 MiB at 8 MiB/s cannot take less than a quarter second.
+	if took < 240*time.Millisecond {
+		t.Fatalf("2 MiB read in %s: faster than the camera's 8 MiB/s", took)
 	}
 }

@@ -257,7 +257,6 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 	s.log.Info("uplink: transfer", "recording", rec.ID, "size", rec.Size, "from", acked)
 
 	chunk, window := int64(g.ChunkSize), int64(g.Window)
-	buf := make([]byte, chunk)
 	sent := acked
 	start, startOff := time.Now(), acked
 	lastProgress := time.Now()
@@ -272,9 +271,6 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 				return err
 			}
 			return fmt.Errorf("%w: %s at %d of %d bytes (grant %s)", errStopped, rec.ID, acked, rec.Size, ng.ID)
-		}
-		if int64(ng.ChunkSize) != chunk {
-			buf = make([]byte, ng.ChunkSize)
 		}
 		chunk, window = int64(ng.ChunkSize), int64(ng.Window)
 		start, startOff = time.Now(), sent
@@ -293,11 +289,14 @@ func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.Gran
 		}
 		for sent < rec.Size && sent-acked < window*chunk {
 			n := min(chunk, rec.Size-sent)
-			// A ReaderAt may report io.EOF along with a full read of the last bytes.
-			if m, err := f.ReadAt(buf[:n], sent); int64(m) != n || (err != nil && !errors.Is(err, io.EOF)) {
+			// The spool is read straight into the chunk's payload. A ReaderAt may report
+			// io.EOF along with a full read of the last bytes.
+			frame, data := wire.FrameChunk(rec.ID, sent, int(n))
+			if m, err := f.ReadAt(data, sent); int64(m) != n || (err != nil && !errors.Is(err, io.EOF)) {
 				return fmt.Errorf("read spool %s at %d: %d of %d bytes: %w", rec.ID, sent, m, n, err)
 			}
-			if _, err := s.u.conn.PublishAsync(topic, 1, wire.AppendChunk(nil, wire.Chunk{Recording: rec.ID, Offset: sent, Data: buf[:n]})); err != nil {
+			wire.SealChunk(frame)
+			if _, err := s.u.conn.PublishAsync(topic, 1, frame); err != nil {
 				return err
 			}
 			sent += n

@@ -28,25 +28,13 @@ func main() {
 	cut := flag.Float64("cut", 0, "cut the dock's connection at this fraction (0: never)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run here")
 	flag.Parse()
-	if *cpuprofile != "" {
-		pf, err := os.Create(*cpuprofile)
-		if err == nil {
-			err = pprof.StartCPUProfile(pf)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "benchuplink:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(*broker, *src, *dir, *chunk, *window, *cut); err != nil {
+	if err := run(*broker, *src, *dir, *chunk, *window, *cut, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "benchuplink:", err)
-		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(broker, src, dir string, chunk, window int, cut float64) error {
+func run(broker, src, dir string, chunk, window int, cut float64, cpuprofile string) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
 	q, err := queue.Open(filepath.Join(dir, "dock"), log)
@@ -83,6 +71,17 @@ func run(broker, src, dir string, chunk, window int, cut float64) error {
 		sctx, cancel := context.WithCancel(ctx)
 		go uplink.NewSender(u, q, log).Run(sctx)
 		return u, cancel
+	}
+	if cpuprofile != "" {
+		// The upload only: the offload above is bench-offload's business.
+		pf, err := os.Create(cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(pf)
+		}
+		if err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	u, stop := session(ctx)

@@ -239,6 +239,18 @@ func (r *Receiver) publish(ctx context.Context, dock, leaf string, v any) error 
 	return r.conn.Publish(ctx, wire.CentralTopic(dock, leaf), 1, false, b)
 }
 
+// ack publishes a chunk's acknowledgement without waiting for the broker to take it: acks
+// are cumulative, so a lost one is made good by the next, or by the dock's resend after
+// 3 s without progress; waiting would put a broker round trip in every chunk's path.
+func (r *Receiver) ack(dock string, a wire.AckMsg) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	_, err = r.conn.PublishAsync(wire.CentralTopic(dock, wire.TopicAck), 1, b)
+	return err
+}
+
 // grant lets a dock upload everything, by its own priority order, at most every 2 s.
 func (r *Receiver) grant(ctx context.Context, dock string) error {
 	if r.o.ManualGrants {
@@ -295,7 +307,7 @@ func (r *Receiver) chunk(ctx context.Context, dock string, c wire.Chunk) error {
 	if err != nil {
 		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Recording: c.Recording, Error: err.Error()})
 	}
-	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: up.Transfer, Recording: c.Recording, Offset: up.Held})
+	return r.ack(dock, wire.AckMsg{Transfer: up.Transfer, Recording: c.Recording, Offset: up.Held})
 }
 
 func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {

@@ -141,9 +141,11 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 	return c, nil
 }
 
-// take copies m to the inbox and returns at once: paho's loop never waits on us.
+// take hands m to the inbox and returns at once: paho's loop never waits on us. The
+// payload is not copied: paho allocates each one afresh (packets.PublishPacket.Unpack)
+// and keeps no reference after the handler.
 func (c *Conn) take(m mqtt.Message) {
-	msg := Message{Topic: m.Topic(), Payload: append([]byte(nil), m.Payload()...), Retained: m.Retained()}
+	msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
 	select {
 	case c.inbox <- msg:
 	default:

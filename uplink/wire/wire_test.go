@@ -122,3 +122,18 @@ func TestConfigSignature(t *testing.T) {
 		t.Fatal("a config signed by another key passed")
 	}
 }
+
+// A payload framed in place parses to the same chunk as one appended.
+func TestFrameChunkMatchesAppendChunk(t *testing.T) {
+	c := Chunk{Recording: "CAM-1_VID_0001.mp4", Offset: 3 << 20, Data: []byte("evidence bytes")}
+	frame, data := FrameChunk(c.Recording, c.Offset, len(c.Data))
+	copy(data, c.Data)
+	SealChunk(frame)
+	if !bytes.Equal(frame, AppendChunk(nil, c)) {
+		t.Fatalf("framed %x, appended %x", frame, AppendChunk(nil, c))
+	}
+	got, err := ParseChunk(frame)
+	if err != nil || got.Recording != c.Recording || got.Offset != c.Offset || !bytes.Equal(got.Data, c.Data) {
+		t.Fatalf("parse: %+v %v", got, err)
+	}
+}

@@ -1,7 +1,8 @@
 // Command benchshift times a shift change on the simulated dock: the real agent with N
 // cameras docked at once, each camera's storage read no faster than USB 2.0, against the
 // physical bound (the larger of per-camera bytes / camera rate and total bytes / spool
-// disk rate, the disk's write+fsync rate measured in the same run). For bench-offload.sh.
+// disk rate, the disk's write+fsync rate measured before and after in the same run, the
+// better of the two). For bench-offload.sh.
 package main
 
 import (
@@ -69,6 +70,13 @@ func run(dir string, n, files int, size, rate int64) error {
 		return err
 	}
 	took := time.Since(start).Seconds()
+	// The disk is noisy: measure it again and take its better run, the one that makes
+	// the bound hardest to meet.
+	again, err := diskRate(filepath.Join(dir, "dock", "rate.tmp"), total)
+	if err != nil {
+		return err
+	}
+	spoolRate = max(spoolRate, again)
 	bound := max(float64(per)/float64(rate), float64(total)/spoolRate)
 	fmt.Printf("%.3f %.3f %.3f %.1f\n", took, bound, bound/took, spoolRate/(1<<20))
 	return nil

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"dock/health"
 	"dock/queue"
@@ -93,13 +92,5 @@ func (a *Agent) serveControl(ctx context.Context, path string) error {
 		l.Close()
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	srv := &http.Server{Handler: a.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveHTTP(ctx, l, a.controlHandler())
 }

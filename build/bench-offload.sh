@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-2048}
 RUNS=${RUNS:-3}
 work=$(mktemp -d "${BENCH_DIR:-build/out}/bench-offload.XXXX" 2>/dev/null || { mkdir -p build/out; mktemp -d build/out/bench-offload.XXXX; })
-trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
+trap 'chmod -R u+w "$work"; rm -rf "$work"; [ -z "${cg:-}" ] || rmdir "$cg" 2>/dev/null || true' EXIT
 go build -o "$work/benchoffload" ./build/benchoffload
 head -c $((SIZE_MB << 20)) /dev/urandom > "$work/src.mp4"
 cat "$work/src.mp4" > /dev/null
@@ -60,7 +60,31 @@ first="$first shift_cameras=$CAMERAS shift_s=$shift_s shift_bound_s=$bound_s shi
 QUEUE_N=${QUEUE_N:-1000000}
 go build -o "$work/benchqueue" ./build/benchqueue
 "$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -populate
-read -r reopen_s ops_s bytes_per rss_mib anon_mib file_mib stats_s group_s < <("$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -ops 2000)
+# The measuring process runs under the agent's unit settings: its GOMEMLIMIT, and, where
+# this machine lets root make a memory cgroup, its MemoryMax (a process over it is killed).
+unit=build/package/dock-agent.service
+memlimit=$(sed -n 's/^Environment=GOMEMLIMIT=//p' "$unit")
+memmax=$(sed -n 's/^MemoryMax=//p' "$unit")
+cg=""
+if [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/memory ]; then # cgroup v1
+  cg=/sys/fs/cgroup/memory/bench-queue-$$
+  mkdir "$cg" && echo "$memmax" > "$cg/memory.limit_in_bytes" && echo 0 > "$cg/memory.swappiness" || cg=""
+elif [ "$(id -u)" = 0 ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then # cgroup v2
+  cg=/sys/fs/cgroup/bench-queue-$$
+  mkdir "$cg" && echo "$memmax" > "$cg/memory.max" && echo 0 > "$cg/memory.swap.max" || cg=""
+fi
+in_cgroup() { if [ -n "$cg" ]; then bash -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "$@"; else "$@"; fi; }
+if ! read -r reopen_s ops_s bytes_per rss_mib anon_mib file_mib stats_s group_s < <(GOMEMLIMIT=$memlimit in_cgroup "$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -ops 2000); then
+  echo "bench-offload: the queue measurement failed (killed over MemoryMax=$memmax?)" >&2
+  exit 1
+fi
+fits="not checked (no memory cgroup here)"
+if [ -n "$cg" ]; then
+  killed=$(sed -n 's/^oom_kill //p' "$cg/memory.oom_control" "$cg/memory.events" 2>/dev/null | head -1 || true)
+  peak=$(cat "$cg/memory.max_usage_in_bytes" "$cg/memory.peak" 2>/dev/null | head -1 || true)
+  fits="$(( ${peak:-0} >> 20 )) MiB at peak with page cache, ${killed:-0} OOM kills"
+  rmdir "$cg" 2>/dev/null || true
+fi
 echo
 printf '%-44s %12s %12s\n' "queue of $QUEUE_N recordings" measured target
 printf '%-44s %12.3f %12s\n' "reopen after restart, s" "$reopen_s" "< 2"
@@ -71,4 +95,5 @@ printf '%-44s %12.0f %12s\n' "bytes on disk per recording" "$bytes_per" "<= 1024
 printf '%-44s %12.1f %12s\n' "peak RSS of the measuring process, MiB" "$rss_mib" "<= 64"
 printf '%-44s %12.1f %12s\n' "  of which anonymous (heap, stacks), MiB" "$anon_mib" ""
 printf '%-44s %12.1f %12s\n' "  of which file-backed (mapped tables), MiB" "$file_mib" ""
+echo "measured under the unit's GOMEMLIMIT=$memlimit and MemoryMax=$memmax: $fits"
 printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f lease_receipt_64_callers_per_s=%.0f bytes_per_recording=%.0f queue_rss_mib=%.1f queue_rss_anon_mib=%.1f queue_rss_file_mib=%.1f queue_stats_s=%.6f\n' "$first" "$QUEUE_N" "$reopen_s" "$ops_s" "$group_s" "$bytes_per" "$rss_mib" "$anon_mib" "$file_mib" "$stats_s"

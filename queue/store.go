@@ -45,13 +45,16 @@ var ErrHashMismatch = errors.New("queue: receipt hash does not match")
 //
 // On armv7 Badger's allocator wraps a 32-bit shift when the table builder outgrows its
 // first buffer (2 x BaseTableSize) and overwrites data; keeping BaseTableSize >= MemTableSize
-// keeps the L0 flush inside that buffer. The value log is mapped at 2 x ValueLogFileSize,
+// keeps the L0 flush inside that buffer. Tables are small (2 MiB) because a compaction
+// builds up to eight tables plus one per split at once, each holding 2 x BaseTableSize and a
+// 3 MiB index buffer: with 8 MiB tables, a compaction over a million recordings took 340 MiB
+// of heap, more than the unit's MemoryMax. The value log is mapped at 2 x ValueLogFileSize,
 // so it stays at 16 MiB to fit a 32-bit address space. No compression, so no block cache is
 // needed. Writes are synced: a commit may license deleting footage from a camera.
 func Options(dir string) badger.Options {
 	o := badger.DefaultOptions(dir)
-	o.MemTableSize = 8 << 20
-	o.BaseTableSize = 8 << 20
+	o.MemTableSize = 2 << 20
+	o.BaseTableSize = 2 << 20
 	o.NumMemtables = 2
 	o.NumLevelZeroTables = 2
 	o.NumLevelZeroTablesStall = 8

@@ -439,18 +439,39 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 			return
 		}
 	}
-	for _, f := range files {
+	// The camera's copies are deleted by a goroutine of their own, so the next recording is
+	// read while the last one is freed over the serial link; all are answered before the
+	// tally below is kept.
+	frees := make(chan freeing, len(files))
+	freed := make(chan freeTally, 1)
+	go func() {
+		var t freeTally
+		for fr := range frees {
+			if err := link.Delete(ctx, fr.name, fr.size); err != nil {
+				s.log.Warn("camera copy not freed", "recording", fr.name, "err", err)
+				t.left, t.lastErr = t.left+1, err
+				continue
+			}
+			_ = s.a.store.Record(queue.Event{Kind: queue.EvCameraFree, Slot: s.index, Device: id.Serial, Recording: fr.rid, Detail: "camera copy deleted; dock copy " + string(fr.state)})
+		}
+		freed <- t
+	}()
+	defer func() {
+		close(frees)
+		t := <-freed
+		left += t.left
+		if t.lastErr != nil {
+			lastErr = t.lastErr
+		}
+	}()
+	copies, stopCopies := s.copyAhead(ctx, files, id, officer, drift, settings)
+	defer stopCopies()
+	for i, f := range files {
 		if ctx.Err() != nil {
 			return
 		}
-		rid := queue.RecordingID(id.Serial, f.Name)
-		rec, err := s.a.store.Get(rid)
-		if errors.Is(err, queue.ErrNotFound) {
-			rec, err = s.copy(ctx, f, rid, id, officer, drift, settings)
-		} else if err == nil && rec.Size != f.Size {
-			// The dock holds a different version under this name: never free the camera's.
-			err = fmt.Errorf("%s: camera has %d bytes, the dock's copy %d: %w", f.Name, f.Size, rec.Size, errChangedDuringCopy)
-		}
+		c := <-copies[i]
+		rid, rec, err := c.rid, c.rec, c.err
 		if errors.Is(err, errSpoolFull) {
 			s.log.Warn("offload paused: spool at its reserve; footage stays on the camera")
 			left, kept = len(files), len(files) // the dock's choice, under the spool-full fault
@@ -472,19 +493,82 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 			left, kept = left+1, kept+1
 			continue // policy: the camera keeps it until central's receipt
 		}
-		if err := link.Delete(ctx, f.Name, f.Size); err != nil {
-			s.log.Warn("camera copy not freed", "recording", f.Name, "err", err)
-			left, lastErr = left+1, err
-			continue
-		}
-		_ = s.a.store.Record(queue.Event{Kind: queue.EvCameraFree, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "camera copy deleted; dock copy " + string(rec.State)})
+		frees <- freeing{name: f.Name, size: f.Size, rid: rid, state: rec.State}
 	}
+}
+
+// freeing is a camera copy to delete: the dock's copy of it is durable.
+type freeing struct {
+	name  string
+	size  int64
+	rid   string
+	state queue.State
+}
+
+// freeTally is what the deletes of one offload left on the camera.
+type freeTally struct {
+	left    int
+	lastErr error
+}
+
+// copied is the outcome of one recording in an offload: the dock's copy, or why none.
+type copied struct {
+	rid string
+	rec queue.Recording
+	err error
+}
+
+// copyAhead copies the camera's files into the spool in order, each started as soon as the
+// camera has delivered the last byte of the one before, so that one's commit (fsyncs and
+// the Badger transaction) overlaps the next read instead of leaving the camera idle. Each
+// file's outcome comes on its own channel; stop cancels what is left and waits for it.
+func (s *slot) copyAhead(ctx context.Context, files []camlink.FileEntry, id camlink.Identity, officer string, drift time.Duration, settings Settings) (outcomes []chan copied, stop func()) {
+	cctx, cancel := context.WithCancel(ctx)
+	outcomes = make([]chan copied, len(files))
+	for i := range outcomes {
+		outcomes[i] = make(chan copied, 1)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i, f := range files {
+			rid := queue.RecordingID(id.Serial, f.Name)
+			if cctx.Err() != nil {
+				outcomes[i] <- copied{rid: rid, err: cctx.Err()}
+				continue
+			}
+			rec, err := s.a.store.Get(rid)
+			if !errors.Is(err, queue.ErrNotFound) {
+				if err == nil && rec.Size != f.Size {
+					// The dock holds a different version under this name: never free the camera's.
+					err = fmt.Errorf("%s: camera has %d bytes, the dock's copy %d: %w", f.Name, f.Size, rec.Size, errChangedDuringCopy)
+				}
+				outcomes[i] <- copied{rid, rec, err}
+				continue
+			}
+			read := make(chan struct{})
+			var once sync.Once
+			readAll := func() { once.Do(func() { close(read) }) }
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec, err := s.copy(cctx, f, rid, id, officer, drift, settings, readAll)
+				readAll()
+				outcomes[i] <- copied{rid, rec, err}
+			}()
+			<-read
+		}
+	}()
+	return outcomes, func() { cancel(); wg.Wait() }
 }
 
 // errSpoolFull means the spool would fall under its reserve.
 var errSpoolFull = errors.New("spool full")
 
-func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id camlink.Identity, officer string, drift time.Duration, settings Settings) (queue.Recording, error) {
+// copy copies one recording into the spool; readAll is called once the camera has
+// delivered its last byte.
+func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id camlink.Identity, officer string, drift time.Duration, settings Settings, readAll func()) (queue.Recording, error) {
 	free, err := s.a.store.Spool().FreeBytes()
 	if err != nil {
 		return queue.Recording{}, err
@@ -510,7 +594,7 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		ID: rid, Name: f.Name, Device: id.Serial, Officer: officer, Team: settings.Team,
 		Start: f.Start, End: f.End, Size: f.Size, Class: queue.Patrol, Hold: f.Mark, ClockDrift: drift,
 	}
-	rec, err = s.guardedOffload(ctx, rec, src, id.Serial)
+	rec, err = s.guardedOffload(ctx, rec, src, id.Serial, readAll)
 	if err == nil && changed(before, path) {
 		// The file moved under the copy: the dock's copy may be of neither version.
 		// Withdraw it; the camera keeps the file for the next docking.
@@ -547,25 +631,30 @@ func changed(before os.FileInfo, path string) bool {
 // errCopyStalled means the camera's storage stopped delivering bytes mid-copy.
 var errCopyStalled = errors.New("camera storage stalled mid-copy")
 
-// progressReader counts bytes read, for the copy watchdog.
+// progressReader counts bytes read, for the copy watchdog, and calls readAll once the
+// expected size has been read.
 type progressReader struct {
-	r io.Reader
-	n atomic.Int64
+	r       io.Reader
+	n       atomic.Int64
+	size    int64
+	readAll func()
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
-	p.n.Add(int64(n))
+	if p.n.Add(int64(n)) >= p.size || err != nil {
+		p.readAll()
+	}
 	return n, err
 }
 
 // guardedOffload copies with a progress watchdog: storage that stops delivering bytes for
 // the stall timeout fails the copy (the camera keeps the recording) instead of holding the
 // bay forever. A read stuck in the kernel is abandoned to its goroutine.
-func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.File, device string) (queue.Recording, error) {
+func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.File, device string, readAll func()) (queue.Recording, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr := &progressReader{r: src}
+	pr := &progressReader{r: src, size: rec.Size, readAll: readAll}
 	type result struct {
 		rec queue.Recording
 		err error

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"dock/agent/simrun"
@@ -63,10 +64,16 @@ func run(dir string, n, files int, size, rate int64) error {
 			return err
 		}
 	}
-	if err := simrun.WaitFor(ctx, "every recording spooled", func() bool {
+	// A shift change that is not over in five minutes is stuck: say where, for the report.
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer wcancel()
+	if err := simrun.WaitFor(wctx, "every recording spooled", func() bool {
 		st, _ := h.Store.Stats()
 		return st.Count[queue.Spooled] == n*files
 	}); err != nil {
+		st, _ := h.Store.Stats()
+		fmt.Fprintf(os.Stderr, "benchshift: %d of %d recordings spooled; the agent's goroutines:\n", st.Count[queue.Spooled], n*files)
+		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 		return err
 	}
 	took := time.Since(start).Seconds()

@@ -164,6 +164,46 @@ func commit(t *testing.T, s *Store, id string, start time.Time, class Class, hol
 	return r
 }
 
+// A throttled spool (the simulator's slow disk) caps all offloads together, and still
+// stores every byte.
+func TestThrottledSpoolCapsAllWritersTogether(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	s.Spool().Throttle(8 << 20)
+	type result struct {
+		r   Recording
+		err error
+	}
+	data := [][]byte{footage(2<<20, 1), footage(2<<20, 2)}
+	results := make(chan result, len(data))
+	start := time.Now()
+	for i, d := range data {
+		go func() {
+			rec := Recording{ID: fmt.Sprintf("CAM1_%d.mp4", i), Name: "x.mp4", Device: "CAM1", Size: int64(len(d))}
+			r, err := s.Offload(context.Background(), rec, bytes.NewReader(d), Event{Kind: EvOffloaded})
+			results <- result{r, err}
+		}()
+	}
+	for range data {
+		res := <-results
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		i := 0
+		if res.r.ID == "CAM1_1.mp4" {
+			i = 1
+		}
+		if res.r.SHA256 != sum(data[i]) {
+			t.Fatalf("%s stored with hash %s", res.r.ID, res.r.SHA256)
+		}
+	}
+	// 4 MiB through one 8 MiB/s device cannot take less than half a second (less the
+	// 20 ms a late writer may catch up).
+	if took := time.Since(start); took < 470*time.Millisecond {
+		t.Fatalf("two 2 MiB offloads took %s: faster than the spool's 8 MiB/s", took)
+	}
+}
+
 func TestPendingOrderHoldsEvidencePatrolOldestFirst(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	defer s.Close()

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"filippo.io/age"
 	"golang.org/x/sys/unix"
@@ -39,8 +41,43 @@ type Header struct {
 
 // Spool is the directory of write-once footage files.
 type Spool struct {
-	dir string
-	key *age.X25519Identity // nil: plaintext spool (tests and benchmarks only)
+	dir  string
+	key  *age.X25519Identity // nil: plaintext spool (tests and benchmarks only)
+	pace *pace               // nil: the disk's own rate
+}
+
+// Throttle caps the rate at which all offloads together write spool files, in bytes per
+// second (0: no cap). It stands in for a slow disk (an SD card) in the simulated dock; set
+// it before offloads start.
+func (s *Spool) Throttle(bytesPerSecond int64) {
+	s.pace = nil
+	if bytesPerSecond > 0 {
+		s.pace = &pace{rate: float64(bytesPerSecond)}
+	}
+}
+
+// pace spaces writes as one device would serve them: each takes its length over the rate,
+// one after another, whoever writes.
+type pace struct {
+	mu   sync.Mutex
+	rate float64
+	free time.Time // when the device has served every write so far
+}
+
+// wait returns once the device would have served n more bytes.
+func (p *pace) wait(n int) {
+	p.mu.Lock()
+	now := time.Now()
+	// An idle device banks no time, but a writer that overslept may catch up a little.
+	if earliest := now.Add(-20 * time.Millisecond); p.free.Before(earliest) {
+		p.free = earliest
+	}
+	p.free = p.free.Add(time.Duration(float64(n) / p.rate * float64(time.Second)))
+	d := p.free.Sub(now)
+	p.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
 }
 
 // ErrShortCopy means the source ended before the size the camera announced: the camera
@@ -83,11 +120,15 @@ func (s *Spool) FreeBytes() (uint64, error) {
 type writeBehind struct {
 	f         *os.File
 	off, from int64 // where the next write goes; the start of bytes not yet handed to writeback
+	pace      *pace // nil: no cap
 }
 
 const writeBehindStep = 16 << 20
 
 func (w *writeBehind) Write(p []byte) (int, error) {
+	if w.pace != nil {
+		w.pace.wait(len(p))
+	}
 	n, err := w.f.WriteAt(p, w.off)
 	w.off += int64(n)
 	if w.off-w.from >= writeBehindStep {
@@ -196,7 +237,7 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 	if _, err := tmp.Seek(headerSize, io.SeekStart); err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
-	var dst io.Writer = &writeBehind{f: tmp, off: headerSize, from: headerSize}
+	var dst io.Writer = &writeBehind{f: tmp, off: headerSize, from: headerSize, pace: s.pace}
 	var sealer io.WriteCloser
 	if s.key != nil {
 		// Each file gets its own key, wrapped for the dock's key: an SD card pulled from

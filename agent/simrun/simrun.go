@@ -36,6 +36,9 @@ type Options struct {
 	Log       *slog.Logger
 	// Config adjusts the agent's configuration before start.
 	Config func(*agent.Config)
+	// SpoolRate caps the spool's write rate in bytes per second, a slow disk such as an SD
+	// card (0: the disk's own).
+	SpoolRate int64
 }
 
 // Harness is a running agent on a simulated dock.
@@ -115,6 +118,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	if err != nil {
 		return h, err
 	}
+	h.Store.Spool().Throttle(o.SpoolRate)
 	h.Uplink, err = uplink.Dial(ctx, uplink.Options{Broker: h.BrokerURL, Dock: cfg.Dock, Version: agent.Version}, o.Log.With("component", "uplink"))
 	if err != nil {
 		return h, err

@@ -2,7 +2,8 @@
 // cameras docked at once, each camera's storage read no faster than USB 2.0, against the
 // physical bound (the larger of per-camera bytes / camera rate and total bytes / spool
 // disk rate, the disk's write+fsync rate measured before and after in the same run, the
-// better of the two). For bench-offload.sh.
+// better of the two; with -spool-rate, the simulator caps the spool's writes and the bound
+// uses that rate). For bench-offload.sh.
 package main
 
 import (
@@ -27,19 +28,20 @@ func main() {
 	files := flag.Int("files", 4, "recordings per camera")
 	fileMB := flag.Int64("file-mb", 64, "size of each recording, MiB")
 	rate := flag.Int64("camera-rate", 35e6, "each camera's storage read rate, bytes per second")
+	spoolRate := flag.Int64("spool-rate", 0, "cap the spool's write rate, bytes per second (0: the disk's own)")
 	flag.Parse()
-	if err := run(*dir, *cameras, *files, *fileMB<<20, *rate); err != nil {
+	if err := run(*dir, *cameras, *files, *fileMB<<20, *rate, *spoolRate); err != nil {
 		fmt.Fprintln(os.Stderr, "benchshift:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, n, files int, size, rate int64) error {
+func run(dir string, n, files int, size, rate, spoolCap int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// No central: nothing is granted, so uploads do not compete with the offloads.
-	h, err := simrun.Start(ctx, simrun.Options{Dir: dir, Slots: n, NoCentral: true, Log: log})
+	h, err := simrun.Start(ctx, simrun.Options{Dir: dir, Slots: n, NoCentral: true, Log: log, SpoolRate: spoolCap})
 	if err != nil {
 		return err
 	}
@@ -84,6 +86,9 @@ func run(dir string, n, files int, size, rate int64) error {
 		return err
 	}
 	spoolRate = max(spoolRate, again)
+	if spoolCap > 0 {
+		spoolRate = min(spoolRate, float64(spoolCap))
+	}
 	bound := max(float64(per)/float64(rate), float64(total)/spoolRate)
 	fmt.Printf("%.3f %.3f %.3f %.1f\n", took, bound, bound/took, spoolRate/(1<<20))
 	return nil

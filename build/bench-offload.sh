@@ -58,7 +58,7 @@ first="$first shift_cameras=$CAMERAS shift_s=$shift_s shift_bound_s=$bound_s shi
 SD_RATE=${SD_RATE:-100000000}; SD_FILES=${SD_FILES:-2}
 read -r sd_s sd_bound_s sd_eff _ < <("$work/benchshift" -dir "$work/shift" -cameras "$CAMERAS" -files "$SD_FILES" -file-mb "$FILE_MB" -camera-rate 35000000 -spool-rate "$SD_RATE")
 chmod -R u+w "$work/shift"; rm -rf "$work/shift"
-printf '%-44s %12s\n' "the same, $((SD_FILES * FILE_MB)) MiB each, spool capped at $((SD_RATE / 1000000)) MB/s" seconds
+printf '%-44s %12s\n' "spool at $((SD_RATE / 1000000)) MB/s: $CAMERAS cameras x $((SD_FILES * FILE_MB)) MiB" seconds
 printf '%-44s %12.3f\n' "physical bound (total bytes / spool rate)" "$sd_bound_s"
 printf '%-44s %12.3f\n' "measured, all offloads durable and committed" "$sd_s"
 printf '%-44s %12.3f %12s\n' "efficiency" "$sd_eff" ">= 0.9"

@@ -3,7 +3,8 @@
 # run: the dock's upload through mosquitto to the central receiver (central fsyncs and
 # verifies SHA-256 before its receipt), `curl -T` PUT to nginx's WebDAV module writing to
 # disk, and a raw TCP copy with socat; the best of ROUNDS (3) interleaved rounds. Then the
-# upload again with the dock's connection cut at 90 %: how many bytes were sent twice. Installs nginx, socat and curl when missing.
+# upload again with the dock's connection cut at 90 %: how many bytes were sent twice.
+# Installs nginx, socat and curl when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-1024}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -574,5 +575,41 @@ func TestGroupCommitKeepsEachUpdateAtomic(t *testing.T) {
 	}
 	if st, _ := s.Stats(); st.Count[Uploading] != len(recs) || st.Count[Spooled] != 0 {
 		t.Fatalf("stats %v after %d leases", st.Count, len(recs))
+	}
+}
+
+// At start every lease left by a crash goes back to the queue, found through the tally.
+func TestReleaseAllAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	var recs []Recording
+	for i := range 5 {
+		recs = append(recs, commit(t, s, fmt.Sprintf("CAM-1_%d.mp4", i), t0.Add(time.Duration(i)*time.Minute), Patrol, ""))
+	}
+	for _, r := range recs[:3] {
+		if _, err := s.Lease(r.ID, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Verify(recs[1].ID, recs[1].SHA256, recs[1].Size); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, dir)
+	defer s.Close()
+	n, err := s.ReleaseAll("restart")
+	if err != nil || n != 2 {
+		t.Fatalf("released %d (%v), want 2", n, err)
+	}
+	want := []string{recs[0].ID, recs[2].ID, recs[3].ID, recs[4].ID}
+	if got := pendingIDs(t, s, 10); !slices.Equal(got, want) {
+		t.Fatalf("pending %v, want %v", got, want)
+	}
+	if r, _ := s.Get(recs[1].ID); r.State != Verified {
+		t.Fatalf("the verified recording is %s", r.State)
+	}
+	if n, err := s.ReleaseAll("again"); err != nil || n != 0 {
+		t.Fatalf("second release: %d %v", n, err)
 	}
 }

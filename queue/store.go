@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,8 +80,11 @@ type Store struct {
 	mu    sync.Mutex // serialises writes that append to the ledger
 	seq   uint64
 	head  string
-	tally tally  // committed; changed only under mu
-	draft *tally // the tally as the transaction under way leaves it
+	tally tally    // committed; changed only under mu
+	draft *tally   // the tally as the transaction under way leaves it
+	added [][]byte // pending keys the transaction under way sets
+
+	heads heads // where each class of the pending index starts
 
 	writes chan *write   // updates waiting for the committer
 	idle   chan struct{} // closed when the committer has ended
@@ -320,7 +324,7 @@ func (s *Store) commitGroup(group []*write) {
 	for len(group) > 0 {
 		txn := s.db.NewTransaction(true)
 		seq, head := s.seq, s.head
-		s.draft = nil
+		s.draft, s.added = nil, nil
 		failed, err := -1, error(nil)
 		for i, w := range group {
 			if w.fn != nil {
@@ -349,6 +353,7 @@ func (s *Store) commitGroup(group []*write) {
 			}
 		}
 		if err == nil {
+			s.heads.adding(s.added)
 			err = txn.Commit()
 		}
 		txn.Discard()
@@ -357,8 +362,9 @@ func (s *Store) commitGroup(group []*write) {
 			if s.draft != nil {
 				s.tally = *s.draft
 			}
+			s.heads.added(s.added)
 		}
-		s.draft = nil
+		s.draft, s.added = nil, nil
 		for _, w := range group {
 			w.done <- err
 		}
@@ -460,6 +466,13 @@ func (s *Store) VerifyLedger() (int, error) {
 
 func recKey(id string) []byte { return []byte(pRec + id) }
 
+// setPending adds r to the pending index, inside an update.
+func (s *Store) setPending(txn *badger.Txn, r Recording) error {
+	k := pendingKey(r)
+	s.added = append(s.added, k)
+	return txn.Set(k, nil)
+}
+
 func pendingKey(r Recording) []byte {
 	return []byte(fmt.Sprintf("%s%d%020d/%s", pPending, r.rank(), r.Start.UnixNano(), r.ID))
 }
@@ -518,7 +531,7 @@ func (s *Store) Commit(rec Recording, ev Event) (Recording, error) {
 		}
 		stored = rec
 		s.changed(nil, &rec)
-		return txn.Set(pendingKey(rec), nil)
+		return s.setPending(txn, rec)
 	}, ev)
 	if existed {
 		return stored, nil
@@ -557,7 +570,7 @@ func (s *Store) transition(id string, step Step, change func(*Recording) error, 
 		}
 		r.State = next
 		if next == Spooled {
-			if err := txn.Set(pendingKey(r), nil); err != nil {
+			if err := s.setPending(txn, r); err != nil {
 				return err
 			}
 		}
@@ -575,17 +588,23 @@ func (s *Store) transition(id string, step Step, change func(*Recording) error, 
 // evidence, then patrol; oldest first within each.
 func (s *Store) Pending(n int) ([]Recording, error) {
 	var out []Recording
+	if n <= 0 {
+		return nil, nil
+	}
+	m := s.heads.mark()
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pPending)})
-		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < n; it.Next() {
-			k := string(it.Item().Key())
-			id := k[len(pPending)+1+20+1:]
-			r, err := getRec(txn, id)
+		for r := 0; r < classes && len(out) < n; r++ {
+			err := s.eachPending(txn, m, r, func(k []byte) (bool, error) {
+				rec, err := getRec(txn, string(k[len(pPending)+1+20+1:]))
+				if err != nil {
+					return false, err
+				}
+				out = append(out, rec)
+				return len(out) < n, nil
+			})
 			if err != nil {
 				return err
 			}
-			out = append(out, r)
 		}
 		return nil
 	})
@@ -758,20 +777,21 @@ func (s *Store) Stats() (Stats, error) {
 		}
 	}
 	// The oldest spooled recording of each class heads its part of the pending index.
+	m := s.heads.mark()
 	err := s.db.View(func(txn *badger.Txn) error {
-		for rank := range 3 {
-			prefix := fmt.Appendf(nil, "%s%d", pPending, rank)
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			it.Rewind()
-			if it.Valid() {
+		for r := range classes {
+			err := s.eachPending(txn, m, r, func(k []byte) (bool, error) {
 				var nanos int64
-				if _, err := fmt.Sscanf(string(it.Item().Key()[len(prefix):len(prefix)+20]), "%d", &nanos); err == nil {
+				if _, err := fmt.Sscanf(string(k[len(pPending)+1:len(pPending)+1+20]), "%d", &nanos); err == nil {
 					if start := time.Unix(0, nanos).UTC(); st.Oldest.IsZero() || start.Before(st.Oldest) {
 						st.Oldest = start
 					}
 				}
+				return false, nil
+			})
+			if err != nil {
+				return err
 			}
-			it.Close()
 		}
 		return nil
 	})
@@ -947,21 +967,18 @@ func (s *Store) importBatch(recs []Recording, t tally) error {
 	if err := wb.Set([]byte(kTally), b); err != nil {
 		return err
 	}
-	return wb.Flush()
+	err = wb.Flush()
+	s.heads.reset() // after the batch is visible, or what of it is
+	return err
 }
 
 // ReleaseAll returns every leased recording to the queue: at start, no transfer is running,
-// so any lease is left over from before a crash.
+// so any lease is left over from before a crash. The tally names them: a restart reads no
+// other record, however long the queue.
 func (s *Store) ReleaseAll(why string) (int, error) {
-	var ids []string
-	if err := s.Each(func(r Recording) error {
-		if r.State == Uploading {
-			ids = append(ids, r.ID)
-		}
-		return nil
-	}); err != nil {
-		return 0, err
-	}
+	s.mu.Lock()
+	ids := slices.Sorted(maps.Keys(s.tally.Leased))
+	s.mu.Unlock()
 	for _, id := range ids {
 		if _, err := s.Release(id, why); err != nil {
 			return 0, err

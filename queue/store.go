@@ -44,18 +44,22 @@ var ErrHashMismatch = errors.New("queue: receipt hash does not match")
 
 // Options are the Badger settings for a dock board: small, and safe on 32-bit ARM.
 //
-// On armv7 Badger's allocator wraps a 32-bit shift when the table builder outgrows its
-// first buffer (2 x BaseTableSize) and overwrites data; keeping BaseTableSize >= MemTableSize
-// keeps the L0 flush inside that buffer. Tables are small (2 MiB) because a compaction
-// builds up to eight tables plus one per split at once, each holding 2 x BaseTableSize and a
-// 3 MiB index buffer: with 8 MiB tables, a compaction over a million recordings took 340 MiB
-// of heap, more than the unit's MemoryMax. The value log is mapped at 2 x ValueLogFileSize,
-// so it stays at 16 MiB to fit a 32-bit address space. No compression, so no block cache is
-// needed. Writes are synced: a commit may license deleting footage from a camera.
+// On armv7 Badger's allocator wraps a 32-bit shift when the table builder outgrows its first
+// buffer (2 x BaseTableSize) and overwrites data; keeping BaseTableSize >= MemTableSize keeps
+// the L0 flush inside that buffer. Tables are small (2 MiB) at every level
+// (TableSizeMultiplier 1, where Badger doubles them per level) because a compaction builds up
+// to eight tables plus one per split at once, each holding 2 x its level's table size: with
+// tables doubling from 2 MiB, a compaction over a million recordings held 130 MiB of builders
+// and the Go collector ran without pause under the unit's GOMEMLIMIT (lease + receipt at a
+// fifth of the speed); with 8 MiB base tables it took 340 MiB, more than the unit's MemoryMax.
+// The value log is mapped at 2 x ValueLogFileSize, so it stays at 16 MiB to fit a 32-bit
+// address space. No compression, so no block cache is needed. Writes are synced: a commit may
+// license deleting footage from a camera.
 func Options(dir string) badger.Options {
 	o := badger.DefaultOptions(dir)
 	o.MemTableSize = 2 << 20
 	o.BaseTableSize = 2 << 20
+	o.TableSizeMultiplier = 1
 	o.NumMemtables = 2
 	o.NumLevelZeroTables = 2
 	o.NumLevelZeroTablesStall = 8

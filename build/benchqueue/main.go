@@ -1,16 +1,20 @@
 // Command benchqueue measures the queue at fleet scale: with -populate it fills a store with
 // N queued recordings; run again without it (a fresh process, as after a restart) it times
-// the reopen, lease + receipt operations per second, and reports bytes on disk per
-// recording and the process's peak RSS. For build/bench-offload.sh.
+// the restart (open, release the leases a crash left, find the head of the queue), lease +
+// receipt operations per second, and reports bytes on disk per recording and the process's
+// peak RSS. For build/bench-offload.sh.
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -20,20 +24,73 @@ import (
 func main() {
 	dir := flag.String("dir", "", "work directory")
 	n := flag.Int("n", 1_000_000, "queued recordings")
-	ops := flag.Int("ops", 2000, "lease+receipt operations to time, one after another and then from -workers at once")
+	ops := flag.Int("ops", 2000, "lease+receipt operations to time one after another")
+	groupOps := flag.Int("group-ops", 20000, "lease+receipt operations to time from -workers at once")
 	workers := flag.Int("workers", 64, "concurrent lease+receipt callers for the grouped figure")
 	populate := flag.Bool("populate", false, "only fill the queue")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	heapprofile := flag.String("heapprofile", "", "write the heap profile at the live heap's peak to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchqueue:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *heapprofile != "" {
+		defer profilePeakHeap(*heapprofile)()
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var err error
 	if *populate {
 		err = fill(*dir, *n, log)
 	} else {
-		err = measure(*dir, *n, *ops, *workers, log)
+		err = measure(*dir, *n, *ops, *groupOps, *workers, log)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchqueue:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
+	}
+}
+
+// profilePeakHeap checks the live heap every 20 ms and keeps the heap profile taken when
+// it was largest; the returned function writes that profile to path.
+func profilePeakHeap(path string) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var best bytes.Buffer
+	go func() {
+		defer close(done)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if v := sample[1].Value.Uint64(); v > peak {
+				peak = v
+				best.Reset()
+				_ = pprof.Lookup("heap").WriteTo(&best, 0)
+				fmt.Fprintf(os.Stderr, "heap objects %.1f MiB (live after last GC %.1f MiB)\n", float64(v)/(1<<20), float64(sample[0].Value.Uint64())/(1<<20))
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		if err := os.WriteFile(path, best.Bytes(), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "benchqueue:", err)
+		}
 	}
 }
 
@@ -57,15 +114,32 @@ func fill(dir string, n int, log *slog.Logger) error {
 			batch = batch[:0]
 		}
 	}
+	// A transfer's window of leases, left as a crash would leave them.
+	p, err := s.Pending(leftLeased)
+	if err != nil {
+		return err
+	}
+	for _, r := range p {
+		if _, err := s.Lease(r.ID, "before the restart"); err != nil {
+			return err
+		}
+	}
 	return s.Close()
 }
 
-func measure(dir string, n, ops, workers int, log *slog.Logger) error {
+// leftLeased is how many leases the filled queue holds when the measuring run opens it.
+const leftLeased = 32
+
+func measure(dir string, n, ops, groupOps, workers int, log *slog.Logger) error {
 	peak := sampleRSS()
 	start := time.Now()
 	s, err := queue.Open(dir, log)
 	if err != nil {
 		return err
+	}
+	// What the agent does before it offloads or uploads anything.
+	if released, err := s.ReleaseAll("benchmark restart"); err != nil || released != leftLeased {
+		return fmt.Errorf("release after reopen: %d released, %v", released, err)
 	}
 	if p, err := s.Pending(1); err != nil || len(p) != 1 {
 		return fmt.Errorf("pending after reopen: %v", err)
@@ -99,9 +173,9 @@ func measure(dir string, n, ops, workers int, log *slog.Logger) error {
 	opsPerSec := float64(ops) / time.Since(start).Seconds()
 	// The same from many transfers and offloads at once, as a shift change makes them: the
 	// queue commits their updates in groups, one fsync for many.
-	p, err := s.Pending(ops)
-	if err != nil || len(p) < ops {
-		return fmt.Errorf("pending %d: %v", ops, err)
+	p, err := s.Pending(groupOps)
+	if err != nil || len(p) < groupOps {
+		return fmt.Errorf("pending %d: %v", groupOps, err)
 	}
 	work := make(chan queue.Recording, len(p))
 	for _, r := range p {

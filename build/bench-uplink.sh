@@ -48,7 +48,10 @@ min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
 dock_s=999999 nginx_s=999999 socat_s=999999
 for round in $(seq "${ROUNDS:-3}"); do
   rm -rf "$work/run1" "$work/www/up/src.mp4" "$work/socat.out"
-  read -r s _ size < <("$work/benchuplink" -broker "tcp://127.0.0.1:$mqp" -src "$work/src.mp4" -dir "$work/run1" -chunk "$CHUNK" -window "$WINDOW")
+  # Command substitution, not <(...): wait for benchuplink to close its queue before the
+  # next round removes the directory.
+  r=$("$work/benchuplink" -broker "tcp://127.0.0.1:$mqp" -src "$work/src.mp4" -dir "$work/run1" -chunk "$CHUNK" -window "$WINDOW")
+  read -r s _ size <<< "$r"
   dock_s=$(min "$dock_s" "$s")
   s=$(t bash -c "curl -sSf -T '$work/src.mp4' http://127.0.0.1:$ngp/up/src.mp4 && sync '$work/www/up/src.mp4'")
   nginx_s=$(min "$nginx_s" "$s")
@@ -59,7 +62,8 @@ for round in $(seq "${ROUNDS:-3}"); do
   s=$(t bash -c "socat -u FILE:'$work/src.mp4' TCP:127.0.0.1:$scp; wait $lp 2>/dev/null; sync '$work/socat.out'")
   socat_s=$(min "$socat_s" "$s")
 done
-read -r cut_s cut_rx _ < <("$work/benchuplink" -broker "tcp://127.0.0.1:$mqp" -src "$work/src.mp4" -dir "$work/run2" -chunk "$CHUNK" -window "$WINDOW" -cut 0.9)
+r=$("$work/benchuplink" -broker "tcp://127.0.0.1:$mqp" -src "$work/src.mp4" -dir "$work/run2" -chunk "$CHUNK" -window "$WINDOW" -cut 0.9)
+read -r cut_s cut_rx _ <<< "$r"
 window=$((WINDOW * CHUNK))
 resent=$((cut_rx - size))
 

@@ -45,7 +45,12 @@ func run(dir string, n, files int, size, rate, spoolCap int64) error {
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			h.Close()
+		}
+	}()
 	var cams []*sim.Camera
 	for i := range n {
 		cam, _, err := h.NewCamera(fmt.Sprintf("CAM-%02d", i), fmt.Sprintf("OF-%02d", i), files, size, uint64(i+1), nil,
@@ -90,6 +95,10 @@ func run(dir string, n, files int, size, rate, spoolCap int64) error {
 		spoolRate = min(spoolRate, float64(spoolCap))
 	}
 	bound := max(float64(per)/float64(rate), float64(total)/spoolRate)
+	// Closed before the figures are printed: the script removes the directory once it has
+	// them, and Badger, flushing its memtable on close, retries forever without it.
+	closed = true
+	h.Close()
 	fmt.Printf("%.3f %.3f %.3f %.1f\n", took, bound, bound/took, spoolRate/(1<<20))
 	return nil
 }

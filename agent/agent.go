@@ -308,8 +308,8 @@ func (a *Agent) sample(c wire.CommandMsg) error {
 		return fmt.Errorf("sample needs a device, a day (YYYY-MM-DD) and a count of 1-1000")
 	}
 	var pool []string
-	err = a.store.Each(func(r queue.Recording) error {
-		if r.Device == c.Device && r.State == queue.Spooled && !r.Start.Before(day) && r.Start.Before(day.Add(24*time.Hour)) {
+	err = a.store.SpooledBetween(day, day.Add(24*time.Hour), func(r queue.Recording) error {
+		if r.Device == c.Device {
 			pool = append(pool, r.ID)
 		}
 		return nil

@@ -2,7 +2,10 @@ package queue
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -114,4 +117,36 @@ func (s *Store) eachPending(txn *badger.Txn, m headMark, r int, fn func(key []by
 		}
 	}
 	return nil
+}
+
+// SpooledBetween calls fn for every recording waiting to upload that started in [from, to),
+// in upload order, reading only that span of each class's part of the pending index (a spot
+// check of one day reads that day, not the queue).
+func (s *Store) SpooledBetween(from, to time.Time, fn func(Recording) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		for r := range classes {
+			prefix := classPrefix(r)
+			lo := fmt.Appendf(slices.Clip(prefix), "%020d", from.UnixNano())
+			hi := fmt.Appendf(slices.Clip(prefix), "%020d", to.UnixNano())
+			err := func() error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+				defer it.Close()
+				for it.Seek(lo); it.Valid() && bytes.Compare(it.Item().Key(), hi) < 0; it.Next() {
+					k := it.Item().Key()
+					rec, err := getRec(txn, string(k[len(pPending)+1+20+1:]))
+					if err != nil {
+						return err
+					}
+					if err := fn(rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

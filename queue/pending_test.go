@@ -230,3 +230,44 @@ func BenchmarkPendingAfterUploads(b *testing.B) {
 		}
 	}
 }
+
+// A day's span of the pending index holds exactly the spooled recordings of that day.
+func TestSpooledBetweenIsOneDayOfTheQueue(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	day := time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		id    string
+		start time.Time
+		class Class
+		hold  string
+		lease bool
+	}{
+		{"CAM-1_eve.mp4", day.Add(-time.Nanosecond), Patrol, "", false},
+		{"CAM-1_midnight.mp4", day, Patrol, "", false},
+		{"CAM-1_noon.mp4", day.Add(12 * time.Hour), Evidence, "", false},
+		{"CAM-1_held.mp4", day.Add(13 * time.Hour), Patrol, HoldObstruction, false},
+		{"CAM-1_leased.mp4", day.Add(14 * time.Hour), Patrol, "", true},
+		{"CAM-2_late.mp4", day.Add(24*time.Hour - time.Nanosecond), Patrol, "", false},
+		{"CAM-1_next.mp4", day.Add(24 * time.Hour), Patrol, "", false},
+	}
+	for _, c := range cases {
+		commit(t, s, c.id, c.start, c.class, c.hold)
+		if c.lease {
+			if _, err := s.Lease(c.id, "t"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []string
+	if err := s.SpooledBetween(day, day.Add(24*time.Hour), func(r Recording) error {
+		got = append(got, r.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"CAM-1_held.mp4", "CAM-1_noon.mp4", "CAM-1_midnight.mp4", "CAM-2_late.mp4"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("day of %s: %v, want %v", day.Format(time.DateOnly), got, want)
+	}
+}

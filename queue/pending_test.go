@@ -194,43 +194,6 @@ func TestPendingHeadsUnderConcurrentArrivals(t *testing.T) {
 	}
 }
 
-// BenchmarkPendingAfterUploads reads the head of a queue whose first 20,000 recordings
-// were uploaded: Badger still holds their deleted pending keys.
-func BenchmarkPendingAfterUploads(b *testing.B) {
-	s, err := Open(b.TempDir(), quiet())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	t0 := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
-	const n, left = 20_000, 10
-	recs := make([]Recording, n)
-	for i := range recs {
-		recs[i] = Recording{ID: fmt.Sprintf("CAM-1_%05d.mp4", i), Size: 1, Start: t0.Add(time.Duration(i) * time.Second), State: Spooled, Class: Patrol}
-	}
-	if err := s.Import(recs, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	// The first n-left uploaded: their pending keys deleted, as leases delete them.
-	wb := s.db.NewWriteBatch()
-	for _, r := range recs[:n-left] {
-		if err := wb.Delete(pendingKey(r)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := wb.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if p, err := s.Pending(1); err != nil || len(p) != 1 {
-			b.Fatal(p, err)
-		}
-		if _, err := s.Stats(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // A day's span of the pending index holds exactly the spooled recordings of that day.
 func TestSpooledBetweenIsOneDayOfTheQueue(t *testing.T) {
 	s := openStore(t, t.TempDir())

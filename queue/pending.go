@@ -16,7 +16,9 @@ import (
 // starting from the index's beginning would step over every one of them (measured: lease +
 // receipt fell from 700 to 180 per second after 20,000 uploads, and stayed there once the
 // queue had drained). heads remembers, per class, a key at or before the class's first
-// pending key, so that readers start there.
+// pending key, so that readers start there. A read racing the commit of an earlier key may
+// start past it, that once: the key is never lost from the index, and the next read after
+// the commit starts at or before it (TestPendingHeadsUnderConcurrentArrivals).
 
 // classes is the number of ranks in the pending index: holds, evidence, patrol.
 const classes = 3

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"dock/queue"
@@ -19,6 +20,7 @@ func main() {
 	src := flag.String("src", "", "source file (the camera's recording)")
 	dir := flag.String("dir", "", "state directory for the queue")
 	encrypt := flag.Bool("encrypt", true, "encrypt the spool file (as the agent does)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the offload to this file")
 	flag.Parse()
 	f, err := os.Open(*src)
 	if err != nil {
@@ -41,10 +43,22 @@ func main() {
 		}
 		s.Encrypt(key)
 	}
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(pf)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	rec, err := s.Offload(context.Background(), queue.Recording{ID: "bench", Name: "bench.mp4", Device: "BENCH", Size: info.Size()}, f, queue.Event{Kind: queue.EvOffloaded})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	fmt.Printf("%.3f %s\n", time.Since(start).Seconds(), rec.SHA256)

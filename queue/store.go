@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -308,6 +309,9 @@ func (s *Store) committer() {
 		case w := <-s.writes:
 			group = append(group, w)
 		}
+		// Callers answered by the last commit are waking: let them hand in their next
+		// update before this group closes.
+		runtime.Gosched()
 	more:
 		for len(group) < maxGroup {
 			select {

@@ -138,7 +138,7 @@ func measure(dir string, n, ops, groupOps, workers int, log *slog.Logger) error 
 		return err
 	}
 	// What the agent does before it offloads or uploads anything.
-	if released, err := s.ReleaseAll("benchmark restart"); err != nil || released != leftLeased {
+	if released, err := s.ReleaseAll("benchmark restart"); err != nil || released != min(n, leftLeased) {
 		return fmt.Errorf("release after reopen: %d released, %v", released, err)
 	}
 	if p, err := s.Pending(1); err != nil || len(p) != 1 {

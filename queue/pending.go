@@ -3,7 +3,7 @@ package queue
 import (
 	"bytes"
 	"fmt"
-	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -96,6 +96,19 @@ func classPrefix(r int) []byte { return []byte{pPending[0], pPending[1], byte('0
 // rankOf returns the class of a pending key.
 func rankOf(key []byte) int { return int(key[len(pPending)] - '0') }
 
+// pendingAt is where class r's recordings that started at t begin in the pending index.
+func pendingAt(r int, t time.Time) []byte {
+	return fmt.Appendf(classPrefix(r), "%020d", t.UnixNano())
+}
+
+// pendingStart and pendingID read a pending key's start time and recording id.
+func pendingStart(key []byte) (time.Time, error) {
+	nanos, err := strconv.ParseInt(string(key[len(pPending)+1:len(pPending)+1+20]), 10, 64)
+	return time.Unix(0, nanos).UTC(), err
+}
+
+func pendingID(key []byte) string { return string(key[len(pPending)+1+20+1:]) }
+
 // eachPending calls fn with the pending keys of class r in order, starting from the class's
 // head in m, until fn returns false, and moves that head to the first key it met.
 func (s *Store) eachPending(txn *badger.Txn, m headMark, r int, fn func(key []byte) (more bool, err error)) error {
@@ -127,15 +140,12 @@ func (s *Store) eachPending(txn *badger.Txn, m headMark, r int, fn func(key []by
 func (s *Store) SpooledBetween(from, to time.Time, fn func(Recording) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		for r := range classes {
-			prefix := classPrefix(r)
-			lo := fmt.Appendf(slices.Clip(prefix), "%020d", from.UnixNano())
-			hi := fmt.Appendf(slices.Clip(prefix), "%020d", to.UnixNano())
+			prefix, lo, hi := classPrefix(r), pendingAt(r, from), pendingAt(r, to)
 			err := func() error {
 				it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 				defer it.Close()
 				for it.Seek(lo); it.Valid() && bytes.Compare(it.Item().Key(), hi) < 0; it.Next() {
-					k := it.Item().Key()
-					rec, err := getRec(txn, string(k[len(pPending)+1+20+1:]))
+					rec, err := getRec(txn, pendingID(it.Item().Key()))
 					if err != nil {
 						return err
 					}

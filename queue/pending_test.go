@@ -25,7 +25,7 @@ func pendingByScan(t testing.TB, s *Store) []string {
 	slices.Sort(keys)
 	ids := make([]string, len(keys))
 	for i, k := range keys {
-		ids[i] = k[len(pPending)+1+20+1:]
+		ids[i] = pendingID([]byte(k))
 	}
 	return ids
 }

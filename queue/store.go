@@ -482,7 +482,7 @@ func (s *Store) setPending(txn *badger.Txn, r Recording) error {
 }
 
 func pendingKey(r Recording) []byte {
-	return []byte(fmt.Sprintf("%s%d%020d/%s", pPending, r.rank(), r.Start.UnixNano(), r.ID))
+	return append(append(pendingAt(r.rank(), r.Start), '/'), r.ID...)
 }
 
 func getRec(txn *badger.Txn, id string) (Recording, error) {
@@ -603,7 +603,7 @@ func (s *Store) Pending(n int) ([]Recording, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		for r := 0; r < classes && len(out) < n; r++ {
 			err := s.eachPending(txn, m, r, func(k []byte) (bool, error) {
-				rec, err := getRec(txn, string(k[len(pPending)+1+20+1:]))
+				rec, err := getRec(txn, pendingID(k))
 				if err != nil {
 					return false, err
 				}
@@ -789,11 +789,8 @@ func (s *Store) Stats() (Stats, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		for r := range classes {
 			err := s.eachPending(txn, m, r, func(k []byte) (bool, error) {
-				var nanos int64
-				if _, err := fmt.Sscanf(string(k[len(pPending)+1:len(pPending)+1+20]), "%d", &nanos); err == nil {
-					if start := time.Unix(0, nanos).UTC(); st.Oldest.IsZero() || start.Before(st.Oldest) {
-						st.Oldest = start
-					}
+				if start, err := pendingStart(k); err == nil && (st.Oldest.IsZero() || start.Before(st.Oldest)) {
+					st.Oldest = start
 				}
 				return false, nil
 			})

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -50,15 +51,31 @@ const genesis = "000000000000000000000000000000000000000000000000000000000000000
 
 // seal computes e's hash over its fields and its predecessor's hash.
 func (e Entry) seal() (string, error) {
+	h, _, err := e.sealed()
+	return h, err
+}
+
+// sealed returns e's hash and e as stored: its JSON with that hash.
+func (e Entry) sealed() (hash string, line []byte, err error) {
 	e.Hash = ""
 	b, err := json.Marshal(e)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	h := sha256.New()
 	h.Write([]byte(e.Prev))
 	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	hash = hex.EncodeToString(h.Sum(nil))
+	// The hash is the last field, empty in what was hashed: fill it in.
+	const empty = `"hash":""}`
+	if !bytes.HasSuffix(b, []byte(empty)) {
+		e.Hash = hash
+		line, err = json.Marshal(e)
+		return hash, line, err
+	}
+	line = append(b[:len(b)-len(`""}`)], '"')
+	line = append(append(line, hash...), `"}`...)
+	return hash, line, nil
 }
 
 // BadEntry names the first ledger entry that breaks the chain.

@@ -145,7 +145,7 @@ func (s *Store) SpooledBetween(from, to time.Time, fn func(Recording) error) err
 				it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 				defer it.Close()
 				for it.Seek(lo); it.Valid() && bytes.Compare(it.Item().Key(), hi) < 0; it.Next() {
-					rec, err := getRec(txn, pendingID(it.Item().Key()))
+					rec, err := getRec(txnReader{txn}, pendingID(it.Item().Key()))
 					if err != nil {
 						return err
 					}

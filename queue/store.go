@@ -11,7 +11,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -85,9 +84,9 @@ type Store struct {
 	mu    sync.Mutex // serialises writes that append to the ledger
 	seq   uint64
 	head  string
-	tally tally    // committed; changed only under mu
-	draft *tally   // the tally as the transaction under way leaves it
-	added [][]byte // pending keys the transaction under way sets
+	tally tally // committed; changed only under mu
+
+	landed landed // records recently committed or read, decoded
 
 	heads heads // where each class of the pending index starts
 
@@ -248,181 +247,30 @@ func (s *Store) Spool() *Spool { return s.spool }
 // store read the encrypted ones. Call it before any offload.
 func (s *Store) Encrypt(key *age.X25519Identity) { s.spool.key = key }
 
-// update runs fn in one Badger transaction and appends events to the ledger in that same
-// transaction, so a state change and its ledger entry commit together or not at all. It
-// returns once that transaction is durable.
-//
-// Updates are group-committed: one goroutine applies every update that is waiting, in
-// arrival order, to one transaction and syncs it once, so a shift change's commits share
-// fsyncs. Each update sees the writes of those before it; one that fails is dropped and
-// the rest applied again without it, so a failure changes nothing.
-func (s *Store) update(fn func(txn *badger.Txn) error, events ...Event) error {
-	w := &write{fn: fn, events: events, done: make(chan error, 1)}
-	select {
-	case s.writes <- w:
-	case <-s.stop:
-		return errClosed
-	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-s.idle:
-		// The committer has ended; it answered every update it took.
-		select {
-		case err := <-w.done:
-			return err
-		default:
-			return errClosed
-		}
-	}
-}
-
-var errClosed = errors.New("queue: closed")
-
-// write is one update waiting for the committer.
-type write struct {
-	fn     func(txn *badger.Txn) error
-	events []Event
-	done   chan error
-}
-
-// maxGroup bounds the updates in one transaction, well under Badger's transaction size.
-const maxGroup = 64
-
-// committer applies waiting updates in groups until the store closes.
-func (s *Store) committer() {
-	defer s.wg.Done()
-	defer close(s.idle)
-	for {
-		var group []*write
-		select {
-		case <-s.stop:
-			// Commit what was handed over before the close.
-			for {
-				select {
-				case w := <-s.writes:
-					s.commitGroup([]*write{w})
-				default:
-					return
-				}
-			}
-		case w := <-s.writes:
-			group = append(group, w)
-		}
-		// Callers answered by the last commit are waking: let them hand in their next
-		// update before this group closes.
-		runtime.Gosched()
-	more:
-		for len(group) < maxGroup {
-			select {
-			case w := <-s.writes:
-				group = append(group, w)
-			default:
-				break more
-			}
-		}
-		s.commitGroup(group)
-	}
-}
-
-// commitGroup commits a group of updates in one transaction and answers each.
-func (s *Store) commitGroup(group []*write) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(group) > 0 {
-		txn := s.db.NewTransaction(true)
-		seq, head := s.seq, s.head
-		s.draft, s.added = nil, nil
-		failed, err := -1, error(nil)
-		for i, w := range group {
-			if w.fn != nil {
-				err = w.fn(txn)
-			}
-			if err == nil {
-				seq, head, err = appendLedger(txn, s.now, seq, head, w.events)
-			}
-			if err != nil {
-				failed = i
-				break
-			}
-		}
-		if failed >= 0 {
-			// Drop the update that failed and apply the others again without it.
-			txn.Discard()
-			group[failed].done <- err
-			group = slices.Delete(group, failed, failed+1)
-			continue
-		}
-		if s.draft != nil {
-			if b, merr := json.Marshal(s.draft); merr != nil {
-				err = merr
-			} else {
-				err = txn.Set([]byte(kTally), b)
-			}
-		}
-		if err == nil {
-			s.heads.adding(s.added)
-			err = txn.Commit()
-		}
-		txn.Discard()
-		if err == nil {
-			s.seq, s.head = seq, head
-			if s.draft != nil {
-				s.tally = *s.draft
-			}
-			s.heads.added(s.added)
-		}
-		s.draft, s.added = nil, nil
-		for _, w := range group {
-			w.done <- err
-		}
-		return
-	}
-}
-
-// appendLedger adds events to the hash chain after (seq, head) in txn and moves the head.
-func appendLedger(txn *badger.Txn, now func() time.Time, seq uint64, head string, events []Event) (uint64, string, error) {
+// appendLedger adds events to the hash chain after (seq, head) in b and moves the head.
+func appendLedger(b *batch, now func() time.Time, seq uint64, head string, events []Event) (uint64, string, error) {
 	for _, ev := range events {
 		seq++
 		e := Entry{Seq: seq, Time: now(), Event: ev, Prev: head}
-		h, err := e.seal()
+		h, v, err := e.sealed()
 		if err != nil {
 			return 0, "", err
 		}
-		e.Hash = h
-		b, err := json.Marshal(e)
-		if err != nil {
-			return 0, "", err
-		}
-		if err := txn.Set(ledgerKey(seq), b); err != nil {
+		if err := b.set(ledgerKey(seq), v); err != nil {
 			return 0, "", err
 		}
 		head = h
 	}
 	if len(events) > 0 {
-		b, _ := json.Marshal(struct {
+		v, _ := json.Marshal(struct {
 			Seq  uint64 `json:"seq"`
 			Hash string `json:"hash"`
 		}{seq, head})
-		if err := txn.Set([]byte(kHead), b); err != nil {
+		if err := b.set([]byte(kHead), v); err != nil {
 			return 0, "", err
 		}
 	}
 	return seq, head, nil
-}
-
-// changed records, inside an update, that a record went from old to new (nil: none).
-func (s *Store) changed(old, new *Recording) {
-	if s.draft == nil {
-		d := s.tally.clone()
-		s.draft = &d
-	}
-	if old != nil {
-		s.draft.add(*old, -1)
-	}
-	if new != nil {
-		s.draft.add(*new, 1)
-	}
 }
 
 func ledgerKey(seq uint64) []byte {
@@ -474,46 +322,38 @@ func (s *Store) VerifyLedger() (int, error) {
 
 func recKey(id string) []byte { return []byte(pRec + id) }
 
-// setPending adds r to the pending index, inside an update.
-func (s *Store) setPending(txn *badger.Txn, r Recording) error {
-	k := pendingKey(r)
-	s.added = append(s.added, k)
-	return txn.Set(k, nil)
-}
-
 func pendingKey(r Recording) []byte {
 	return append(append(pendingAt(r.rank(), r.Start), '/'), r.ID...)
 }
 
-func getRec(txn *badger.Txn, id string) (Recording, error) {
+func getRec(from reader, id string) (Recording, error) {
+	if b, ok := from.(*batch); ok {
+		if r, ok, err := b.record(id); ok {
+			return r, err
+		}
+	}
 	var r Recording
-	it, err := txn.Get(recKey(id))
+	err := from.value(recKey(id), func(v []byte) error { return json.Unmarshal(v, &r) })
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return r, fmt.Errorf("recording %s: %w", id, ErrNotFound)
 	}
-	if err != nil {
-		return r, err
-	}
-	err = it.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
 	return r, err
-}
-
-func putRec(txn *badger.Txn, r Recording) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return txn.Set(recKey(r.ID), b)
 }
 
 // Get returns the recording with id.
 func (s *Store) Get(id string) (Recording, error) {
-	var r Recording
+	r, ok, gen := s.landed.get(id)
+	if ok {
+		return r, nil
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		r, err = getRec(txn, id)
+		r, err = getRec(txnReader{txn}, id)
 		return err
 	})
+	if err == nil {
+		s.landed.keep(gen, r)
+	}
 	return r, err
 }
 
@@ -527,19 +367,19 @@ func (s *Store) Commit(rec Recording, ev Event) (Recording, error) {
 	}
 	var stored Recording
 	existed := false
-	err := s.update(func(txn *badger.Txn) error {
-		if old, err := getRec(txn, rec.ID); err == nil {
+	err := s.update(func(b *batch) error {
+		if old, err := getRec(b, rec.ID); err == nil {
 			stored, existed = old, true
 			return errAlready
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		if err := putRec(txn, rec); err != nil {
+		if err := b.putRec(rec); err != nil {
 			return err
 		}
 		stored = rec
-		s.changed(nil, &rec)
-		return s.setPending(txn, rec)
+		b.changed(nil, &rec)
+		return b.setPending(rec)
 	}, ev)
 	if existed {
 		return stored, nil
@@ -555,9 +395,15 @@ var errAlready = errors.New("already committed")
 // transition applies step to recording id, lets change adjust the record, and appends ev,
 // all in one transaction.
 func (s *Store) transition(id string, step Step, change func(*Recording) error, ev Event) (Recording, error) {
+	// Read the record here, in the caller's goroutine: the committer then finds it decoded
+	// among the landed records instead of reading it in its turn, with every update of
+	// the group waiting.
+	if _, err := s.Get(id); err != nil {
+		return Recording{}, fmt.Errorf("%s %s: %w", step, id, err)
+	}
 	var out Recording
-	err := s.update(func(txn *badger.Txn) error {
-		r, err := getRec(txn, id)
+	err := s.update(func(b *batch) error {
+		r, err := getRec(b, id)
 		if err != nil {
 			return err
 		}
@@ -567,7 +413,7 @@ func (s *Store) transition(id string, step Step, change func(*Recording) error, 
 			return err
 		}
 		if r.State == Spooled && next != Spooled {
-			if err := txn.Delete(pendingKey(r)); err != nil {
+			if err := b.delete(pendingKey(r)); err != nil {
 				return err
 			}
 		}
@@ -578,13 +424,13 @@ func (s *Store) transition(id string, step Step, change func(*Recording) error, 
 		}
 		r.State = next
 		if next == Spooled {
-			if err := s.setPending(txn, r); err != nil {
+			if err := b.setPending(r); err != nil {
 				return err
 			}
 		}
 		out = r
-		s.changed(&was, &r)
-		return putRec(txn, r)
+		b.changed(&was, &r)
+		return b.putRec(r)
 	}, ev)
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w", step, id, err)
@@ -603,7 +449,7 @@ func (s *Store) Pending(n int) ([]Recording, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		for r := 0; r < classes && len(out) < n; r++ {
 			err := s.eachPending(txn, m, r, func(k []byte) (bool, error) {
-				rec, err := getRec(txn, pendingID(k))
+				rec, err := getRec(txnReader{txn}, pendingID(k))
 				if err != nil {
 					return false, err
 				}
@@ -638,8 +484,8 @@ func (s *Store) Release(id, why string) (Recording, error) {
 
 // Progress persists how many bytes central acknowledged, for resume.
 func (s *Store) Progress(id string, acked int64) error {
-	return s.update(func(txn *badger.Txn) error {
-		r, err := getRec(txn, id)
+	return s.update(func(b *batch) error {
+		r, err := getRec(b, id)
 		if err != nil {
 			return err
 		}
@@ -647,7 +493,7 @@ func (s *Store) Progress(id string, acked int64) error {
 			return fmt.Errorf("progress %s: not uploading (%s)", id, r.State)
 		}
 		r.Acked = acked
-		return putRec(txn, r)
+		return b.putRec(r)
 	})
 }
 
@@ -680,14 +526,14 @@ func (s *Store) Verify(id, sha string, size int64) (Recording, error) {
 // ReleaseHold records central's release of a hold, making a verified recording freeable.
 func (s *Store) ReleaseHold(id string) (Recording, error) {
 	var out Recording
-	err := s.update(func(txn *badger.Txn) error {
-		r, err := getRec(txn, id)
+	err := s.update(func(b *batch) error {
+		r, err := getRec(b, id)
 		if err != nil {
 			return err
 		}
 		r.Released = true
 		out = r
-		return putRec(txn, r)
+		return b.putRec(r)
 	}, Event{Kind: EvHold, Recording: id, Detail: "hold released by central"})
 	return out, err
 }
@@ -713,19 +559,19 @@ func (s *Store) Free(id string) error {
 // it was copied), with a ledger entry. Only a Spooled recording that was never leased can
 // be withdrawn: the camera still holds the original.
 func (s *Store) Withdraw(id, why string) error {
-	err := s.update(func(txn *badger.Txn) error {
-		r, err := getRec(txn, id)
+	err := s.update(func(b *batch) error {
+		r, err := getRec(b, id)
 		if err != nil {
 			return err
 		}
 		if r.State != Spooled {
 			return fmt.Errorf("withdraw %s: %s, not spooled", id, r.State)
 		}
-		if err := txn.Delete(pendingKey(r)); err != nil {
+		if err := b.delete(pendingKey(r)); err != nil {
 			return err
 		}
-		s.changed(&r, nil)
-		return txn.Delete(recKey(id))
+		b.changed(&r, nil)
+		return b.delete(recKey(id))
 	}, Event{Kind: EvInput, Recording: id, Detail: "spool copy withdrawn: " + why})
 	if err != nil {
 		return err
@@ -834,11 +680,11 @@ func (s *Store) Each(fn func(Recording) error) error {
 // PutDoc stores one of the agent's documents (a slot's state, a fault, the config) and
 // appends events to the ledger in the same transaction.
 func (s *Store) PutDoc(kind, id string, v any, events ...Event) error {
-	b, err := json.Marshal(v)
+	doc, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", kind, id, err)
 	}
-	if err := s.update(func(txn *badger.Txn) error { return txn.Set([]byte(pDoc+kind+"/"+id), b) }, events...); err != nil {
+	if err := s.update(func(b *batch) error { return b.set([]byte(pDoc+kind+"/"+id), doc) }, events...); err != nil {
 		return fmt.Errorf("put %s/%s: %w", kind, id, err)
 	}
 	return nil
@@ -846,7 +692,7 @@ func (s *Store) PutDoc(kind, id string, v any, events ...Event) error {
 
 // DeleteDoc removes a document, appending events in the same transaction.
 func (s *Store) DeleteDoc(kind, id string, events ...Event) error {
-	return s.update(func(txn *badger.Txn) error { return txn.Delete([]byte(pDoc + kind + "/" + id)) }, events...)
+	return s.update(func(b *batch) error { return b.delete([]byte(pDoc + kind + "/" + id)) }, events...)
 }
 
 // GetDoc loads a document into v; found is false when there is none.
@@ -926,7 +772,7 @@ func (s *Store) Import(recs []Recording, why string) error {
 	t := s.tally.clone()
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, r := range recs {
-			if old, err := getRec(txn, r.ID); err == nil {
+			if old, err := getRec(txnReader{txn}, r.ID); err == nil {
 				t.add(old, -1)
 			} else if !errors.Is(err, ErrNotFound) {
 				return err
@@ -941,6 +787,7 @@ func (s *Store) Import(recs []Recording, why string) error {
 	if err == nil {
 		s.tally = t
 	}
+	s.landed.forget() // it may have overwritten some
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("import: %w", err)

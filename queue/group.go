@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,17 +185,10 @@ func (b *batch) value(key []byte, fn func([]byte) error) error {
 func (b *batch) set(key, value []byte) error { return b.txn.Set(key, value) }
 
 func (b *batch) delete(key []byte) error {
-	if id, ok := bytesCut(key, pRec); ok {
-		b.recs[id] = nil
+	if id, ok := bytes.CutPrefix(key, []byte(pRec)); ok {
+		b.recs[string(id)] = nil
 	}
 	return b.txn.Delete(key)
-}
-
-func bytesCut(key []byte, prefix string) (string, bool) {
-	if len(key) < len(prefix) || string(key[:len(prefix)]) != prefix {
-		return "", false
-	}
-	return string(key[len(prefix):]), true
 }
 
 // record returns recording id without reading Badger when the batch wrote it or it is

@@ -340,7 +340,7 @@ func getRec(from reader, id string) (Recording, error) {
 	return r, err
 }
 
-// Get returns the recording with id.
+// Get returns the recording with id, as last committed.
 func (s *Store) Get(id string) (Recording, error) {
 	r, ok, gen := s.landed.get(id)
 	if ok {

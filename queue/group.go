@@ -304,7 +304,7 @@ func (l *landed) put(id string, r *Recording) {
 		delete(l.recs, id)
 		return
 	}
-	if l.recs == nil || len(l.recs) >= maxLanded {
+	if _, kept := l.recs[id]; l.recs == nil || !kept && len(l.recs) >= maxLanded {
 		l.recs = make(map[string]Recording, maxLanded)
 	}
 	l.recs[id] = *r

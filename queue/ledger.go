@@ -51,21 +51,29 @@ const genesis = "000000000000000000000000000000000000000000000000000000000000000
 
 // seal computes e's hash over its fields and its predecessor's hash.
 func (e Entry) seal() (string, error) {
-	h, _, err := e.sealed()
+	h, _, err := e.hashed()
 	return h, err
 }
 
-// sealed returns e's hash and e as stored: its JSON with that hash.
-func (e Entry) sealed() (hash string, line []byte, err error) {
+// hashed returns e's hash and the JSON of e, without its hash, that the hash covers.
+func (e Entry) hashed() (hash string, b []byte, err error) {
 	e.Hash = ""
-	b, err := json.Marshal(e)
+	b, err = json.Marshal(e)
 	if err != nil {
 		return "", nil, err
 	}
 	h := sha256.New()
 	h.Write([]byte(e.Prev))
 	h.Write(b)
-	hash = hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), b, nil
+}
+
+// sealed returns e's hash and e as stored: its JSON with that hash.
+func (e Entry) sealed() (hash string, line []byte, err error) {
+	hash, b, err := e.hashed()
+	if err != nil {
+		return "", nil, err
+	}
 	// The hash is the last field, empty in what was hashed: fill it in.
 	const empty = `"hash":""}`
 	if !bytes.HasSuffix(b, []byte(empty)) {

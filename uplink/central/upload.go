@@ -134,8 +134,13 @@ func (f FileStore) Begin(dock, transfer string, meta wire.RecordingMeta, size in
 		// New, or announced otherwise than before: start from nothing.
 		h, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 		u.st = uploadState{Meta: meta, Size: size, Claimed: sum, Hash: h}
-		if err := os.Truncate(u.part, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return Upload{}, err
+		// The part exists from the start, empty: a recording of 0 bytes gets no chunk.
+		part, err := os.OpenFile(u.part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return Upload{}, fmt.Errorf("begin %s: %w", meta.ID, err)
+		}
+		if err := part.Close(); err != nil {
+			return Upload{}, fmt.Errorf("begin %s: %w", meta.ID, err)
 		}
 	}
 	u.st.Transfer = transfer
@@ -280,6 +285,13 @@ func (f FileStore) Finish(dock, id string, size int64, sum string) (Stored, erro
 		return Stored{}, err
 	}
 	got := hex.EncodeToString(h.Sum(nil))
+	if size == 0 {
+		// Begun before parts were created at begin: a 0-byte recording has no chunk to
+		// create its part.
+		if part, err := os.OpenFile(u.part, os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
+			part.Close()
+		}
+	}
 	if err := syncPath(u.part); err != nil {
 		return Stored{}, fmt.Errorf("fsync %s: %w", id, err)
 	}

@@ -130,11 +130,16 @@ func (r *Receiver) route(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			h := fnv.New32a()
-			h.Write([]byte(dock))
-			r.shards[int(h.Sum32())%len(r.shards)] <- m
+			r.shards[shardOf(dock, len(r.shards))] <- m
 		}
 	}
+}
+
+// shardOf picks the worker of a dock's messages, one of n.
+func shardOf(dock string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(dock))
+	return int(h.Sum32() % uint32(n)) // uint32: on 32-bit int(h) is negative for half the docks
 }
 
 func (r *Receiver) work(ctx context.Context, in <-chan mqttconn.Message) {

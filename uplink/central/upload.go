@@ -173,10 +173,11 @@ func (f FileStore) Write(dock, id string, off int64, data []byte) (Upload, error
 		return Upload{}, err
 	}
 	defer u.close()
-	end := off + int64(len(data))
-	if off < 0 || end > u.st.Size {
-		return Upload{}, fmt.Errorf("chunk %d..%d past the announced size %d of %s", off, end, u.st.Size, id)
+	// Compared without adding first: off + len can wrap past the largest int64.
+	if off < 0 || off > u.st.Size || int64(len(data)) > u.st.Size-off {
+		return Upload{}, fmt.Errorf("chunk of %d bytes at %d outside the announced size %d of %s", len(data), off, u.st.Size, id)
 	}
+	end := off + int64(len(data))
 	if end <= u.st.Held || covered(u.st.Ahead, off, end) {
 		return u.upload(), nil // a repeat
 	}

@@ -1,5 +1,7 @@
 // Package mqttconn owns one MQTT connection over paho: connect and will, re-subscribing on
-// every connect, and handlers that never block paho's network loop. It knows no topics.
+// every connect, and handlers that never block paho's network loop. Received messages
+// reach the consumer in the order the broker delivered them, none dropped. It knows no
+// topics.
 package mqttconn
 
 import (
@@ -8,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +46,10 @@ type Options struct {
 	// messages) across disconnections.
 	CleanSession bool
 	Inbox        int // received messages buffered for the consumer; default 4096
+	// Backlog bounds the payload bytes of received messages waiting behind a full inbox;
+	// default 64 MiB. Only past it is a message dropped (and logged): a consumer that far
+	// behind is broken, and the process must not run out of memory over it.
+	Backlog int
 	// Background returns from Dial at once and keeps connecting behind: a dock must
 	// offload cameras even when it boots with the broker out of reach.
 	Background bool
@@ -58,6 +65,17 @@ type Conn struct {
 	inbox   chan Message
 	dropped atomic.Int64
 	up      atomic.Bool
+
+	// Messages that found the inbox full wait here, in order, for feed to hand them over:
+	// paho's router (which also reads the broker's acknowledgements and ping answers)
+	// never waits on the consumer, and nothing overtakes them.
+	mu      sync.Mutex
+	waiting []Message
+	held    int // payload bytes in waiting
+	backlog int
+	wake    chan struct{}
+	closed  chan struct{}
+	once    sync.Once
 }
 
 // Dial connects, retrying until ctx ends. Once connected it reconnects by itself.
@@ -65,7 +83,12 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 	if o.Inbox == 0 {
 		o.Inbox = 4096
 	}
-	c := &Conn{log: log, inbox: make(chan Message, o.Inbox)}
+	if o.Backlog == 0 {
+		o.Backlog = 64 << 20
+	}
+	c := &Conn{log: log, inbox: make(chan Message, o.Inbox), backlog: o.Backlog,
+		wake: make(chan struct{}, 1), closed: make(chan struct{})}
+	go c.feed()
 	opts := mqtt.NewClientOptions().
 		AddBroker(o.Broker).
 		SetClientID(o.ClientID).
@@ -77,7 +100,10 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 		SetConnectTimeout(5 * time.Second).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(10 * time.Second).
-		SetOrderMatters(false). // one slow consumer must not stall the connection
+		// Handlers run one at a time in paho's router, in arrival order: central's pause
+		// and the resume after it, or two commands, must not be applied reversed. take
+		// never blocks, so a slow consumer does not stall the connection.
+		SetOrderMatters(true).
 		SetWriteTimeout(10 * time.Second)
 	if o.TLS != nil {
 		opts.SetTLSConfig(o.TLS)
@@ -124,7 +150,7 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 		err := t.Error()
 		select {
 		case <-ctx.Done():
-			c.c.Disconnect(0)
+			c.shut(0)
 			return nil, fmt.Errorf("mqtt connect %s: %w (last error: %v)", o.Broker, ctx.Err(), err)
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -133,7 +159,7 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 	for !c.up.Load() {
 		select {
 		case <-ctx.Done():
-			c.c.Disconnect(0)
+			c.shut(0)
 			return nil, fmt.Errorf("mqtt subscribe %s: %w", o.Broker, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -141,16 +167,69 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 	return c, nil
 }
 
-// take hands m to the inbox and returns at once: paho's loop never waits on us. The
-// payload is not copied: paho allocates each one afresh (packets.PublishPacket.Unpack)
-// and keeps no reference after the handler.
+// take hands m to the inbox, or behind it to the waiting list when the inbox is full, and
+// returns at once: it runs in paho's router, which must never wait on us (it also reads the
+// broker's acknowledgements: a consumer blocked in Publish would deadlock). The payload is
+// not copied: paho allocates each one afresh (packets.PublishPacket.Unpack) and keeps no
+// reference after the handler.
 func (c *Conn) take(m mqtt.Message) {
 	msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()}
-	select {
-	case c.inbox <- msg:
-	default:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.waiting) == 0 {
+		// Nothing waits ahead of it: straight to the inbox if there is room.
+		select {
+		case c.inbox <- msg:
+			return
+		default:
+		}
+	}
+	if c.held+len(msg.Payload) > c.backlog {
 		if c.dropped.Add(1)%100 == 1 {
-			c.log.Warn("mqtt inbox full, message dropped", "topic", msg.Topic, "dropped", c.dropped.Load())
+			c.log.Error("mqtt consumer too far behind, message dropped", "topic", msg.Topic,
+				"waiting", len(c.waiting), "bytes", c.held, "dropped", c.dropped.Load())
+		}
+		return
+	}
+	c.waiting = append(c.waiting, msg)
+	c.held += len(msg.Payload)
+	if n := len(c.waiting); n&(n-1) == 0 && n >= 1024 {
+		c.log.Warn("mqtt consumer behind", "waiting", n, "bytes", c.held)
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// feed moves waiting messages into the inbox, oldest first, as the consumer makes room.
+// The head stays in the list until it is in the inbox, so take queues behind it.
+func (c *Conn) feed() {
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-c.wake:
+		}
+		for {
+			c.mu.Lock()
+			if len(c.waiting) == 0 {
+				c.waiting = nil // let a burst's backing array go
+				c.mu.Unlock()
+				break
+			}
+			msg := c.waiting[0]
+			c.mu.Unlock()
+			select {
+			case c.inbox <- msg:
+			case <-c.closed:
+				return
+			}
+			c.mu.Lock()
+			c.waiting[0] = Message{}
+			c.waiting = c.waiting[1:]
+			c.held -= len(msg.Payload)
+			c.mu.Unlock()
 		}
 	}
 }
@@ -191,8 +270,12 @@ func (c *Conn) PublishAsync(topic string, qos byte, payload []byte) (<-chan stru
 	return c.c.Publish(topic, qos, false, payload).Done(), nil
 }
 
-// Close disconnects, letting in-flight work finish for up to a second.
-func (c *Conn) Close() {
+// Close disconnects, letting in-flight work finish for up to a second. Messages still
+// waiting for the consumer's inbox are let go.
+func (c *Conn) Close() { c.shut(1000) }
+
+func (c *Conn) shut(quiesce uint) {
 	c.up.Store(false)
-	c.c.Disconnect(1000)
+	c.c.Disconnect(quiesce)
+	c.once.Do(func() { close(c.closed) })
 }

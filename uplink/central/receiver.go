@@ -283,10 +283,11 @@ func (r *Receiver) Grant(ctx context.Context, dock string, g wire.GrantMsg) erro
 
 func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) error {
 	id := b.Recording.ID
-	if s, ok, err := r.o.Store.Lookup(id); err != nil {
+	if s, ok, err := r.o.Store.Filed(dock, id); err != nil {
 		return err
 	} else if ok {
-		// Already verified: answer with the receipt again (idempotent by recording id).
+		// Already verified: answer with the receipt again (idempotent by dock and
+		// recording id; never another dock's record).
 		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: id, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
 	}
 	up, err := r.o.Store.Begin(dock, b.Transfer, b.Recording, b.Size, b.SHA256)

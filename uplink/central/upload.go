@@ -165,7 +165,7 @@ func (f FileStore) Write(dock, id string, off int64, data []byte) (Upload, error
 	u, err := f.lock(dock, id, false)
 	if errors.Is(err, ErrNotBegun) {
 		// A late repeat of a chunk of a recording already verified is answered as complete.
-		if s, ok, lerr := f.Lookup(id); lerr == nil && ok && s.Dock == dock {
+		if s, ok, lerr := f.Filed(dock, id); lerr == nil && ok {
 			return Upload{Size: s.Size, Held: s.Size}, nil
 		}
 	}
@@ -263,13 +263,13 @@ func addRange(rs [][2]int64, from, to int64) [][2]int64 {
 
 // Finish implements Storage.
 func (f FileStore) Finish(dock, id string, size int64, sum string) (Stored, error) {
-	if s, ok, err := f.Lookup(id); err != nil || ok {
+	if s, ok, err := f.Filed(dock, id); err != nil || ok {
 		return s, err
 	}
 	u, err := f.lock(dock, id, false)
 	if errors.Is(err, ErrNotBegun) {
 		// Finished by another instance while this one waited, or never begun.
-		if s, ok, lerr := f.Lookup(id); lerr != nil || ok {
+		if s, ok, lerr := f.Filed(dock, id); lerr != nil || ok {
 			return s, lerr
 		}
 		return Stored{}, &IncompleteError{Size: size}
@@ -311,7 +311,7 @@ func (f FileStore) Finish(dock, id string, size int64, sum string) (Stored, erro
 	if err := os.Remove(u.f.Name()); err != nil {
 		return Stored{}, err
 	}
-	s.Path = filepath.Join(f.Dir, "recordings", s.Meta.Device, id)
+	s.Path = f.filedPath(dock, s.Meta)
 	return s, nil
 }
 
@@ -322,11 +322,11 @@ func (f FileStore) commit(dock string, s Stored) error {
 	if err := errors.Join(safe(dock), safe(id), safe(dev)); err != nil {
 		return err
 	}
-	dir := filepath.Join(f.Dir, "recordings", dev)
+	final := f.filedPath(dock, s.Meta)
+	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	final := filepath.Join(dir, id)
 	if err := os.Chmod(f.partPath(dock, id), 0o440); err != nil {
 		return err
 	}
@@ -340,10 +340,10 @@ func (f FileStore) commit(dock string, s Stored) error {
 	if err := writeSynced(final+".sha256", []byte(s.SHA256+"  "+id+"\n")); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(f.Dir, "index"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(f.indexPath(dock, id)), 0o750); err != nil {
 		return err
 	}
-	if err := writeSynced(filepath.Join(f.Dir, "index", id), []byte(dev)); err != nil {
+	if err := writeSynced(f.indexPath(dock, id), []byte(dev)); err != nil {
 		return err
 	}
 	return syncPath(dir)

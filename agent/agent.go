@@ -45,6 +45,11 @@ type Agent struct {
 	previous   *Settings
 	appliedAt  time.Time
 	rolledBack *Settings // reported to central once the broker is back
+
+	// Ledger entries the store refused, waiting to be written (see note).
+	notesMu   sync.Mutex
+	unwritten []queue.Event
+	notesLost int
 }
 
 // CheckBoard looks up every pin the board names and reports all that are missing, naming
@@ -160,7 +165,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); a.retryNotes(ctx, 5*time.Second) }()
 	go func() { defer wg.Done(); a.watchdog(ctx) }()
 	go func() { defer wg.Done(); a.selfHealth(ctx, min(a.cfg.Poll.D(), 15*time.Second)) }()
 	for _, s := range a.slots {
@@ -201,10 +207,10 @@ func (a *Agent) intake(ctx context.Context) {
 		case c := <-a.up.Commands():
 			if err := a.command(c); err != nil {
 				a.log.Warn("command refused", "kind", c.Kind, "err", err)
-				_ = a.store.Record(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("command %s refused: %v", c.Kind, err)})
+				a.note(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("command %s refused: %v", c.Kind, err)})
 			}
 		case r := <-a.up.Rejects():
-			_ = a.store.Record(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("message on %s rejected: %v", r.Topic, r.Err)})
+			a.note(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("message on %s rejected: %v", r.Topic, r.Err)})
 		}
 	}
 }
@@ -234,7 +240,7 @@ func (a *Agent) applyConfig(ctx context.Context, m wire.ConfigMsg) {
 	if err != nil {
 		rep.Status, rep.Reason, rep.Active = "rejected", err.Error(), cur.Version
 		a.log.Warn("config rejected", "version", m.Version, "reason", err)
-		_ = a.store.Record(queue.Event{Kind: queue.EvConfig, Detail: fmt.Sprintf("rejected version %d: %v", m.Version, err)})
+		a.note(queue.Event{Kind: queue.EvConfig, Detail: fmt.Sprintf("rejected version %d: %v", m.Version, err)})
 	} else {
 		a.log.Info("config applied", "version", next.Version, "team", next.Team)
 	}

@@ -393,7 +393,7 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 			return
 		}
 		s.log.Error("camera storage unreadable", "step", what, "err", err)
-		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: what + ": " + err.Error()})
+		s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: what + ": " + err.Error()})
 		s.mu.Lock()
 		s.storageErr = what + ": " + err.Error()
 		s.mu.Unlock()
@@ -447,12 +447,20 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 	go func() {
 		var t freeTally
 		for fr := range frees {
-			if err := link.Delete(ctx, fr.name, fr.size); err != nil {
-				s.log.Warn("camera copy not freed", "recording", fr.name, "err", err)
+			// The ledger says what is about to happen before it happens: a delete that
+			// cannot be recorded does not take place, and the camera keeps its copy.
+			if err := s.a.note(queue.Event{Kind: queue.EvCameraFreeing, Slot: s.index, Device: id.Serial, Recording: fr.rid,
+				Detail: fmt.Sprintf("deleting %s from the camera: the dock's copy (%s) holds sha256 %s, the bytes read from the camera in this docking", fr.name, fr.state, fr.sha)}); err != nil {
 				t.left, t.lastErr = t.left+1, err
 				continue
 			}
-			_ = s.a.store.Record(queue.Event{Kind: queue.EvCameraFree, Slot: s.index, Device: id.Serial, Recording: fr.rid, Detail: "camera copy deleted; dock copy " + string(fr.state)})
+			if err := link.Delete(ctx, fr.name, fr.size); err != nil {
+				s.log.Warn("camera copy not freed", "recording", fr.name, "err", err)
+				t.left, t.lastErr = t.left+1, err
+				s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: fr.rid, Detail: "camera refused to delete " + fr.name + ": " + err.Error()})
+				continue
+			}
+			s.a.note(queue.Event{Kind: queue.EvCameraFree, Slot: s.index, Device: id.Serial, Recording: fr.rid, Detail: "camera copy deleted; dock copy " + string(fr.state)})
 		}
 		freed <- t
 	}()
@@ -493,7 +501,7 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 			left, kept = left+1, kept+1
 			continue // policy: the camera keeps it until central's receipt
 		}
-		frees <- freeing{name: f.Name, size: f.Size, rid: rid, state: rec.State}
+		frees <- freeing{name: f.Name, size: f.Size, rid: rid, sha: rec.SHA256, state: rec.State}
 	}
 }
 
@@ -502,6 +510,7 @@ type freeing struct {
 	name  string
 	size  int64
 	rid   string
+	sha   string
 	state queue.State
 }
 
@@ -533,18 +542,15 @@ func (s *slot) copyAhead(ctx context.Context, files []camlink.FileEntry, id caml
 	go func() {
 		defer wg.Done()
 		for i, f := range files {
-			rid := queue.RecordingID(id.Serial, f.Name)
+			rid := queue.RecordingID(id.Serial, f.Name, f.Start, f.Size)
 			if cctx.Err() != nil {
 				outcomes[i] <- copied{rid: rid, err: cctx.Err()}
 				continue
 			}
-			rec, err := s.a.store.Get(rid)
-			if !errors.Is(err, queue.ErrNotFound) {
-				if err == nil && rec.Size != f.Size {
-					// The dock holds a different version under this name: never free the camera's.
-					err = fmt.Errorf("%s: camera has %d bytes, the dock's copy %d: %w", f.Name, f.Size, rec.Size, errChangedDuringCopy)
-				}
-				outcomes[i] <- copied{rid, rec, err}
+			if rec, err := s.a.store.Get(rid); err == nil && settings.DeleteAfterReceipt && rec.State != queue.Verified && rec.State != queue.Freed {
+				// Policy keeps the camera's copy until central's receipt: nothing to read
+				// yet. The bytes are compared when the copy may go.
+				outcomes[i] <- copied{rid, rec, nil}
 				continue
 			}
 			read := make(chan struct{})
@@ -553,9 +559,9 @@ func (s *slot) copyAhead(ctx context.Context, files []camlink.FileEntry, id caml
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				rec, err := s.copy(cctx, f, rid, id, officer, drift, settings, readAll)
+				rec, err := s.copyOrCompare(cctx, f, rid, id, officer, drift, settings, readAll)
 				readAll()
-				outcomes[i] <- copied{rid, rec, err}
+				outcomes[i] <- copied{rec.ID, rec, err}
 			}()
 			<-read
 		}
@@ -566,18 +572,45 @@ func (s *slot) copyAhead(ctx context.Context, files []camlink.FileEntry, id caml
 // errSpoolFull means the spool would fall under its reserve.
 var errSpoolFull = errors.New("spool full")
 
-// copy copies one recording into the spool; readAll is called once the camera has
+// copyOrCompare takes one camera file into the dock's custody: it copies it into the
+// spool, or, when its id is already held, reads it and compares its bytes with the dock's
+// copy. Other bytes under a held id (a name reused after a format, a file the id cannot
+// tell apart) are copied again under their variant id. A nil error means the dock
+// durably holds a copy whose SHA-256 equals this camera file's bytes as read now.
+func (s *slot) copyOrCompare(ctx context.Context, f camlink.FileEntry, rid string, id camlink.Identity, officer string, drift time.Duration, settings Settings, readAll func()) (queue.Recording, error) {
+	rec, err := s.copy(ctx, f, rid, id, officer, drift, settings, readAll)
+	var conflict *queue.ConflictError
+	if !errors.As(err, &conflict) {
+		return rec, err
+	}
+	variant := queue.VariantID(rid, conflict.SHA256)
+	s.log.Warn("camera file differs from the dock's copy under its id: copying it under its own", "recording", rid, "variant", variant, "camera_sha256", conflict.SHA256, "dock_sha256", conflict.Held)
+	if err := s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: fmt.Sprintf("%s on the camera has sha256 %s, the dock's copy under this id %s: filed as %s", f.Name, conflict.SHA256, conflict.Held, variant)}); err != nil {
+		return rec, err
+	}
+	rec, err = s.copy(ctx, f, variant, id, officer, drift, settings, func() {})
+	if err == nil && rec.SHA256 != conflict.SHA256 {
+		// Read twice, two different answers: the camera's file is not settled.
+		err = fmt.Errorf("%s: read as sha256 %s, then %s: %w", f.Name, conflict.SHA256, rec.SHA256, errChangedDuringCopy)
+	}
+	return rec, err
+}
+
+// copy copies one recording into the spool, or compares it with the dock's copy when its
+// id is already held (then it writes nothing). readAll is called once the camera has
 // delivered its last byte.
 func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id camlink.Identity, officer string, drift time.Duration, settings Settings, readAll func()) (queue.Recording, error) {
-	free, err := s.a.store.Spool().FreeBytes()
-	if err != nil {
-		return queue.Recording{}, err
+	if _, err := s.a.store.Get(rid); errors.Is(err, queue.ErrNotFound) {
+		free, err := s.a.store.Spool().FreeBytes()
+		if err != nil {
+			return queue.Recording{}, err
+		}
+		if int64(free)-f.Size-4096 < s.a.cfg.SpoolReserve {
+			s.a.raise(-1, s.a.cfg.Dock, health.Verdict{Code: "spool-full", Detail: fmt.Sprintf("%d bytes free, reserve %d, next recording %d: offload paused, footage stays on cameras", free, s.a.cfg.SpoolReserve, f.Size)})
+			return queue.Recording{}, fmt.Errorf("%s: %w", f.Name, errSpoolFull)
+		}
+		s.a.spaceReturned()
 	}
-	if int64(free)-f.Size-4096 < s.a.cfg.SpoolReserve {
-		s.a.raise(-1, s.a.cfg.Dock, health.Verdict{Code: "spool-full", Detail: fmt.Sprintf("%d bytes free, reserve %d, next recording %d: offload paused, footage stays on cameras", free, s.a.cfg.SpoolReserve, f.Size)})
-		return queue.Recording{}, fmt.Errorf("%s: %w", f.Name, errSpoolFull)
-	}
-	s.a.spaceReturned()
 	path := filepath.Join(s.def.Mount, f.Name)
 	before, _ := os.Stat(path)
 	open := s.a.board.Open
@@ -586,7 +619,7 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 	}
 	src, err := open(path)
 	if err != nil {
-		_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "open on camera: " + err.Error()})
+		s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "open on camera: " + err.Error()})
 		return queue.Recording{}, fmt.Errorf("open %s: %w", f.Name, err)
 	}
 	defer src.Close()
@@ -594,19 +627,25 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		ID: rid, Name: f.Name, Device: id.Serial, Officer: officer, Team: settings.Team,
 		Start: f.Start, End: f.End, Size: f.Size, Class: queue.Patrol, Hold: f.Mark, ClockDrift: drift,
 	}
-	rec, err = s.guardedOffload(ctx, rec, src, id.Serial, readAll)
+	rec, held, err := s.guardedOffload(ctx, rec, src, id.Serial, readAll)
 	if err == nil && changed(before, path) {
 		// The file moved under the copy: the dock's copy may be of neither version.
-		// Withdraw it; the camera keeps the file for the next docking.
-		if werr := s.a.store.Withdraw(rec.ID, "changed on the camera during copy"); werr != nil {
-			s.log.Error("withdraw", "recording", rec.ID, "err", werr)
+		// Withdraw a copy made now; the camera keeps the file for the next docking.
+		if !held {
+			if werr := s.a.store.Withdraw(rec.ID, "changed on the camera during copy"); werr != nil {
+				s.log.Error("withdraw", "recording", rec.ID, "err", werr)
+			}
 		}
 		err = fmt.Errorf("%s: %w", f.Name, errChangedDuringCopy)
 	}
-	if err != nil {
+	var conflict *queue.ConflictError
+	if err != nil && !errors.As(err, &conflict) {
 		if ctx.Err() == nil {
-			_ = s.a.store.Record(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "copy failed, camera keeps it: " + err.Error()})
+			s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "copy failed, camera keeps it: " + err.Error()})
 		}
+		return rec, err
+	}
+	if err != nil || held {
 		return rec, err
 	}
 	s.a.metrics.offloaded.Inc()
@@ -648,21 +687,23 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// guardedOffload copies with a progress watchdog: storage that stops delivering bytes for
-// the stall timeout fails the copy (the camera keeps the recording) instead of holding the
-// bay forever. A read stuck in the kernel is abandoned to its goroutine.
-func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.File, device string, readAll func()) (queue.Recording, error) {
+// guardedOffload copies (or compares, see queue.Store.Offload) with a progress watchdog:
+// storage that stops delivering bytes for the stall timeout fails the copy (the camera
+// keeps the recording) instead of holding the bay forever. A read stuck in the kernel is
+// abandoned to its goroutine.
+func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.File, device string, readAll func()) (queue.Recording, bool, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr := &progressReader{r: src, size: rec.Size, readAll: readAll}
 	type result struct {
-		rec queue.Recording
-		err error
+		rec  queue.Recording
+		held bool
+		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := s.a.store.Offload(cctx, rec, pr, queue.Event{Kind: queue.EvOffloaded, Slot: s.index, Device: device})
-		done <- result{r, err}
+		r, held, err := s.a.store.Offload(cctx, rec, pr, queue.Event{Kind: queue.EvOffloaded, Slot: s.index, Device: device})
+		done <- result{r, held, err}
 	}()
 	stall := time.Duration(s.a.cfg.CopyStall)
 	tick := time.NewTicker(stall / 4)
@@ -671,7 +712,7 @@ func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.F
 	for {
 		select {
 		case r := <-done:
-			return r.rec, r.err
+			return r.rec, r.held, r.err
 		case <-tick.C:
 			if n := pr.n.Load(); n != last {
 				last, lastAt = n, time.Now()
@@ -680,7 +721,7 @@ func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.F
 			if time.Since(lastAt) >= stall {
 				cancel()
 				src.Close() // unblocks a read on a pollable file; a hung device read stays behind
-				return rec, fmt.Errorf("%s: %w after %d bytes (%s without progress)", rec.Name, errCopyStalled, last, stall)
+				return rec, false, fmt.Errorf("%s: %w after %d bytes (%s without progress)", rec.Name, errCopyStalled, last, stall)
 			}
 		}
 	}

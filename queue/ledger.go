@@ -11,20 +11,21 @@ import (
 
 // Event kinds written to the ledger.
 const (
-	EvDocked     = "docked"
-	EvUndocked   = "undocked"
-	EvOffloaded  = "offloaded"
-	EvCameraFree = "camera-freed"
-	EvAccess     = "footage-access"
-	EvUploaded   = "uploaded"
-	EvVerified   = "verified"
-	EvFreed      = "freed"
-	EvRejected   = "receipt-rejected"
-	EvFault      = "fault"
-	EvConfig     = "config"
-	EvHold       = "hold"
-	EvInput      = "bad-input"
-	EvSlot       = "slot"
+	EvDocked        = "docked"
+	EvUndocked      = "undocked"
+	EvOffloaded     = "offloaded"
+	EvCameraFreeing = "camera-freeing" // about to delete a camera's copy
+	EvCameraFree    = "camera-freed"
+	EvAccess        = "footage-access"
+	EvUploaded      = "uploaded"
+	EvVerified      = "verified"
+	EvFreed         = "freed"
+	EvRejected      = "receipt-rejected"
+	EvFault         = "fault"
+	EvConfig        = "config"
+	EvHold          = "hold"
+	EvInput         = "bad-input"
+	EvSlot          = "slot"
 )
 
 // Event is what happened, before it is chained.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,7 +74,7 @@ func TestOffloadIsWriteOnceAndHashed(t *testing.T) {
 	defer s.Close()
 	data := footage(3<<20+17, 1)
 	rec := Recording{ID: "CAM1_a.mp4", Name: "a.mp4", Device: "CAM1", Size: int64(len(data))}
-	r, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded, Device: "CAM1"})
+	r, _, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded, Device: "CAM1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,10 +98,110 @@ func TestOffloadIsWriteOnceAndHashed(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("spooled bytes differ from the source")
 	}
-	// Offloading the same id again is idempotent and does not rewrite the file.
-	again, err := s.Offload(context.Background(), rec, bytes.NewReader([]byte("other")), Event{Kind: EvOffloaded})
-	if err != nil || again.SHA256 != r.SHA256 {
-		t.Fatalf("second offload = %+v, %v", again, err)
+	// Offloading the same bytes again compares them and reports the held copy.
+	again, held, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded})
+	if err != nil || !held || again.SHA256 != r.SHA256 {
+		t.Fatalf("second offload = %+v, held %v, %v", again, held, err)
+	}
+}
+
+// Other bytes under a held id are never taken for the held copy, whatever their size: the
+// caller learns their hash and must file them apart. The held copy is left untouched.
+func TestOffloadOfOtherBytesUnderAHeldIDConflicts(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	data, other := footage(200_000, 1), footage(200_000, 2)
+	rec := Recording{ID: "CAM1_a.mp4", Name: "a.mp4", Device: "CAM1", Size: int64(len(data))}
+	first, _, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		src  []byte
+		size int64
+	}{
+		{"same size, other bytes", other, int64(len(data))},
+		{"shorter than announced", data[:1000], int64(len(data))},
+		{"longer than announced", append(append([]byte(nil), data...), 0), int64(len(data))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rec
+			r.Size = tc.size
+			got, held, err := s.Offload(context.Background(), r, bytes.NewReader(tc.src), Event{Kind: EvOffloaded})
+			if err == nil || held {
+				t.Fatalf("offload of other bytes under %s = %+v, held %v, nil error: the camera's copy could be deleted", rec.ID, got, held)
+			}
+		})
+	}
+	var conflict *ConflictError
+	_, _, err = s.Offload(context.Background(), rec, bytes.NewReader(other), Event{Kind: EvOffloaded})
+	if !errors.As(err, &conflict) || conflict.SHA256 != sum(other) || conflict.Held != first.SHA256 {
+		t.Fatalf("conflict = %+v (%v)", conflict, err)
+	}
+	v, held, err := s.Offload(context.Background(), Recording{ID: VariantID(rec.ID, conflict.SHA256), Name: "a.mp4", Device: "CAM1", Size: int64(len(other))}, bytes.NewReader(other), Event{Kind: EvOffloaded})
+	if err != nil || held || v.SHA256 != sum(other) {
+		t.Fatalf("variant = %+v, held %v, %v", v, held, err)
+	}
+	if r, err := s.Get(rec.ID); err != nil || r.SHA256 != first.SHA256 {
+		t.Fatalf("held copy changed: %+v, %v", r, err)
+	}
+}
+
+// Two offloads of one id at once (two bays whose cameras claim one serial): one copies,
+// the other is refused while it runs and never sees, let alone removes, the first's file.
+func TestConcurrentOffloadsOfOneIDDoNotMix(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	data, other := footage(3<<20, 1), footage(3<<20, 2)
+	rec := Recording{ID: "CAM1_a.mp4", Name: "a.mp4", Device: "CAM1", Size: int64(len(data))}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Offload(context.Background(), rec, pr, Event{Kind: EvOffloaded})
+		done <- err
+	}()
+	if _, err := pw.Write(data[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := s.Offload(context.Background(), rec, bytes.NewReader(other), Event{Kind: EvOffloaded})
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("second offload while the first runs: %v, want ErrBusy", err)
+	}
+	go func() { pw.Write(data[1<<20:]); pw.Close() }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Get(rec.ID); err != nil || r.SHA256 != sum(data) {
+		t.Fatalf("record %+v, %v", r, err)
+	}
+	f, err := s.Open(rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, _ := io.ReadAll(f)
+	if !bytes.Equal(got, data) {
+		t.Fatal("spool file does not hold the first camera's bytes")
+	}
+}
+
+// A spool file appearing at the final name between the copy and its rename (another
+// writer) is never replaced.
+func TestSpoolWriteNeverReplaces(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	data := footage(10_000, 1)
+	rec := Recording{ID: "CAM1_b.mp4", Size: int64(len(data))}
+	if err := os.WriteFile(s.spool.path(rec.ID), []byte("first"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.spool.Write(context.Background(), rec, bytes.NewReader(data)); !errors.Is(err, ErrExists) {
+		t.Fatalf("write over an existing spool file: %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(s.spool.path(rec.ID)); string(b) != "first" {
+		t.Fatalf("existing spool file replaced: %q", b)
 	}
 }
 
@@ -120,7 +221,7 @@ func TestOffloadCutShortLeavesNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Offload(context.Background(), Recording{ID: "X_" + tc.name[:4], Size: tc.size}, tc.src, Event{Kind: EvOffloaded})
+			_, _, err := s.Offload(context.Background(), Recording{ID: "X_" + tc.name[:4], Size: tc.size}, tc.src, Event{Kind: EvOffloaded})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -145,7 +246,7 @@ func TestOffloadReplacesUncommittedSpoolFile(t *testing.T) {
 	if _, err := s.spool.Write(context.Background(), rec, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded})
+	r, _, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded})
 	if err != nil || r.SHA256 != sum(data) {
 		t.Fatalf("offload over an orphan: %+v, %v", r, err)
 	}
@@ -158,7 +259,7 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("I/O error on 
 func commit(t *testing.T, s *Store, id string, start time.Time, class Class, hold string) Recording {
 	t.Helper()
 	data := []byte("footage of " + id)
-	r, err := s.Offload(context.Background(), Recording{ID: id, Device: "D", Size: int64(len(data)), Start: start, Class: class, Hold: hold}, bytes.NewReader(data), Event{Kind: EvOffloaded})
+	r, _, err := s.Offload(context.Background(), Recording{ID: id, Device: "D", Size: int64(len(data)), Start: start, Class: class, Hold: hold}, bytes.NewReader(data), Event{Kind: EvOffloaded})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +282,7 @@ func TestThrottledSpoolCapsAllWritersTogether(t *testing.T) {
 	for i, d := range data {
 		go func() {
 			rec := Recording{ID: fmt.Sprintf("CAM1_%d.mp4", i), Name: "x.mp4", Device: "CAM1", Size: int64(len(d))}
-			r, err := s.Offload(context.Background(), rec, bytes.NewReader(d), Event{Kind: EvOffloaded})
+			r, _, err := s.Offload(context.Background(), rec, bytes.NewReader(d), Event{Kind: EvOffloaded})
 			results <- result{r, err}
 		}()
 	}
@@ -377,13 +478,44 @@ func TestReopenKeepsEveryRecord(t *testing.T) {
 	}
 }
 
+// Ids never collide for files that differ in serial, name, start or size, however the
+// names are spelled, and are safe as file names.
 func TestRecordingIDsNeverCollide(t *testing.T) {
-	a, b := RecordingID("CAM", "a b.mp4"), RecordingID("CAM", "a-b.mp4")
-	if a == b || !validID(a) || !validID(b) {
-		t.Fatalf("ids %q and %q", a, b)
+	start := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	type file struct {
+		device, name string
+		start        time.Time
+		size         int64
 	}
-	if RecordingID("CAM", "../../x") == RecordingID("CAM", "..-..-x") || !validID(RecordingID("CAM", "../../x")) {
-		t.Fatal("path-like name not made safe")
+	tests := []struct {
+		name string
+		a, b file
+	}{
+		{"serial and name run together", file{"CAMA", "X_Y.mp4", start, 10}, file{"CAMA_X", "Y.mp4", start, 10}},
+		{"unsafe characters", file{"CAM", "a b.mp4", start, 10}, file{"CAM", "a-b.mp4", start, 10}},
+		{"path-like", file{"CAM", "../../x", start, 10}, file{"CAM", "..-..-x", start, 10}},
+		{"folders", file{"CAM", "DCIM/100MEDIA/V1.MP4", start, 10}, file{"CAM", "DCIM/100MEDIA_V1.MP4", start, 10}},
+		{"name reused, new start", file{"CAM", "V1.MP4", start, 10}, file{"CAM", "V1.MP4", start.Add(time.Second), 10}},
+		{"name reused, new size", file{"CAM", "V1.MP4", start, 10}, file{"CAM", "V1.MP4", start, 11}},
+		{"sub-second start", file{"CAM", "V1.MP4", start, 10}, file{"CAM", "V1.MP4", start.Add(time.Millisecond), 10}},
+		{"long names cut alike", file{"CAM", strings.Repeat("x", 300) + "1", start, 10}, file{"CAM", strings.Repeat("x", 300) + "2", start, 10}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := RecordingID(tc.a.device, tc.a.name, tc.a.start, tc.a.size)
+			b := RecordingID(tc.b.device, tc.b.name, tc.b.start, tc.b.size)
+			if a == b {
+				t.Fatalf("both are %q", a)
+			}
+			for _, id := range []string{a, b, VariantID(a, strings.Repeat("f", 64))} {
+				if !validID(id) {
+					t.Errorf("id %q is not safe as a file name", id)
+				}
+			}
+		})
+	}
+	if RecordingID("CAM", "V1.MP4", start, 10) != RecordingID("CAM", "V1.MP4", start.In(time.FixedZone("x", 3600)), 10) {
+		t.Error("one instant in two time zones gives two ids")
 	}
 }
 
@@ -405,7 +537,7 @@ func TestEncryptedSpool(t *testing.T) {
 	s := openStore(t, dir+"/q")
 	s.Encrypt(key)
 	data := footage(1<<20+12345, 9)
-	r, err := s.Offload(context.Background(), Recording{ID: "ENC_a.mp4", Size: int64(len(data))}, bytes.NewReader(data), Event{Kind: EvOffloaded})
+	r, _, err := s.Offload(context.Background(), Recording{ID: "ENC_a.mp4", Size: int64(len(data))}, bytes.NewReader(data), Event{Kind: EvOffloaded})
 	if err != nil {
 		t.Fatal(err)
 	}

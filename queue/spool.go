@@ -281,12 +281,8 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 	if err := tmp.Close(); err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
-	final := s.path(rec.ID)
-	if _, err := os.Stat(final); err == nil {
-		// Write once: never replace an existing spool file.
-		return rec, fmt.Errorf("spool %s: already spooled", rec.ID)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
+	// Write once: never replace an existing spool file, even one that appeared since.
+	if err := renameNoReplace(tmp.Name(), s.path(rec.ID)); err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
 	ok = true
@@ -440,6 +436,28 @@ func (s *Spool) remove(id string) error {
 	return syncDir(s.dir)
 }
 
+// ErrExists means a file is already at the name a write-once file was to take.
+var ErrExists = errors.New("already exists")
+
+// renameNoReplace moves from to to, failing with ErrExists if to exists, atomically:
+// renameat2(RENAME_NOREPLACE), or where the filesystem lacks it, link(2) (which never
+// replaces) and unlink.
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
+		if err = os.Link(from, to); err == nil {
+			return os.Remove(from)
+		}
+	}
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s: %w", filepath.Base(to), ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", filepath.Base(to), err)
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -465,23 +483,47 @@ func validID(id string) bool {
 	return true
 }
 
-// RecordingID is the dock-wide id of a camera file: device serial and file name. A name
-// with characters unsafe in a file name has them replaced and a short hash of the
-// original appended, so two names never share an id.
-func RecordingID(device, name string) string {
-	id := device + "_" + name
-	if validID(id) {
-		return id
+// RecordingID is the dock-wide id of a camera file, as the camera's listing describes it:
+// device serial, name (a path on the camera's storage), start and size. The readable part
+// (serial and name, characters unsafe in a file name replaced, cut short) is for people;
+// uniqueness comes from the suffix, a hash over all four fields each length-prefixed, so
+// no two files that differ in any field share an id however their names are spelled
+// (camera "CAMA" with "X_Y.mp4" and camera "CAMA_X" with "Y.mp4" do not). Two files that
+// agree on all four but not in their bytes get one id: the second is filed under
+// VariantID once its bytes are read.
+func RecordingID(device, name string, start time.Time, size int64) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, field := range []string{device, name} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(field)))
+		h.Write(n[:])
+		h.Write([]byte(field))
 	}
-	b := []byte(id)
-	for i, c := range b {
+	binary.BigEndian.PutUint64(n[:], uint64(start.Unix()))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(start.Nanosecond()))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(size))
+	h.Write(n[:])
+	readable := []byte(device + "_" + name)
+	for i, c := range readable {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			b[i] = '-'
+			readable[i] = '-'
 		}
 	}
-	if b[0] == '.' {
-		b[0] = '-'
+	if readable[0] == '.' {
+		readable[0] = '-'
 	}
-	sum := sha256.Sum256([]byte(id))
-	return fmt.Sprintf("%s-%x", b[:min(len(b), 180)], sum[:4])
+	return fmt.Sprintf("%s-%x", readable[:min(len(readable), maxReadableID)], h.Sum(nil)[:12])
+}
+
+// maxReadableID bounds an id's readable part: with the 25-byte hash suffix and a variant's
+// 17 more it stays within validID's 200 bytes.
+const maxReadableID = 150
+
+// VariantID is the id of a camera file whose RecordingID is already taken by a recording
+// with other bytes: base with the first 64 bits of the file's SHA-256 appended, so the
+// same bytes always find the same variant.
+func VariantID(base, sha256hex string) string {
+	return base + "-" + sha256hex[:min(len(sha256hex), 16)]
 }

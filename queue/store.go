@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +91,8 @@ type Store struct {
 	landed landed // records recently committed or read, decoded
 
 	heads heads // where each class of the pending index starts
+
+	inflight claims // recording ids being offloaded
 
 	writes chan *write   // updates waiting for the committer
 	idle   chan struct{} // closed when the committer has ended
@@ -358,7 +362,8 @@ func (s *Store) Get(id string) (Recording, error) {
 }
 
 // Commit records a recording that Spool.Write has made durable. It is idempotent by id:
-// committing a known id again changes nothing and reports the stored record.
+// committing a known id again with the same hash and size changes nothing and reports the
+// stored record; with others it is a *ConflictError.
 func (s *Store) Commit(rec Recording, ev Event) (Recording, error) {
 	rec.State = Spooled
 	rec.SpooledAt = s.now()
@@ -369,6 +374,9 @@ func (s *Store) Commit(rec Recording, ev Event) (Recording, error) {
 	existed := false
 	err := s.update(func(b *batch) error {
 		if old, err := getRec(b, rec.ID); err == nil {
+			if old.SHA256 != rec.SHA256 || old.Size != rec.Size {
+				return &ConflictError{ID: rec.ID, Held: old.SHA256, SHA256: rec.SHA256, Size: rec.Size}
+			}
 			stored, existed = old, true
 			return errAlready
 		} else if !errors.Is(err, ErrNotFound) {
@@ -730,18 +738,37 @@ func (s *Store) Docs(kind string, fn func(id string, raw []byte) error) error {
 // Offload copies one camera file into the spool and commits it: the durable half of
 // taking a recording off a camera. The caller may delete the camera's copy only after it
 // returns without error.
-func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Event) (Recording, error) {
+//
+// If rec.ID is already held, nothing is written: src is read to its end and hashed, and
+// Offload returns the held record with held true only if src's bytes are the ones the dock
+// holds. Other bytes under a taken id are a *ConflictError carrying their hash (file them
+// under VariantID). So whatever the id, a nil error means the dock durably holds a copy
+// whose SHA-256 equals the bytes read from src in this call.
+func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Event) (r Recording, held bool, err error) {
+	if !s.inflight.claim(rec.ID) {
+		return rec, false, fmt.Errorf("offload %s: %w", rec.ID, ErrBusy)
+	}
+	defer s.inflight.done(rec.ID)
 	if old, err := s.Get(rec.ID); err == nil {
-		return old, nil // already durable: a restart mid-offload, the camera's copy may go
+		sum, err := hashExactly(ctx, src, rec.Size)
+		if err != nil {
+			return old, false, fmt.Errorf("offload %s: compare with the dock's copy: %w", rec.ID, err)
+		}
+		if sum != old.SHA256 || rec.Size != old.Size {
+			return old, false, fmt.Errorf("offload %s: %w", rec.ID, &ConflictError{ID: rec.ID, Held: old.SHA256, SHA256: sum, Size: rec.Size})
+		}
+		return old, true, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return rec, false, fmt.Errorf("offload %s: %w", rec.ID, err)
 	}
 	// A spool file without a record is a copy a crash cut off before its commit; the
 	// camera still holds the original (it is deleted only after the commit), so copy again.
 	if err := s.spool.removeOrphan(rec.ID); err != nil {
-		return rec, err
+		return rec, false, err
 	}
-	r, err := s.spool.Write(ctx, rec, src)
+	r, err = s.spool.Write(ctx, rec, src)
 	if err != nil {
-		return rec, err
+		return rec, false, err
 	}
 	ev.Recording = r.ID
 	if ev.Detail == "" {
@@ -752,9 +779,67 @@ func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Ev
 		// The file is durable but unrecorded; leave nothing half-done behind.
 		_ = os.Chmod(s.spool.path(rec.ID), 0o600)
 		_ = s.spool.remove(rec.ID)
-		return rec, err
+		return rec, false, err
 	}
-	return r, nil
+	return r, false, nil
+}
+
+// ErrBusy means another offload of the same recording id is running (two bays with
+// cameras that claim one serial): this one leaves the camera's copy alone.
+var ErrBusy = errors.New("queue: an offload of this recording is already running")
+
+// ConflictError is a camera file whose id is taken by a recording with other bytes.
+type ConflictError struct {
+	ID     string
+	Held   string // the held recording's SHA-256
+	SHA256 string // the camera file's
+	Size   int64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("id %s holds sha256 %s, the camera's file of %d bytes is %s", e.ID, e.Held, e.Size, e.SHA256)
+}
+
+// hashExactly reads exactly size bytes from src and returns their SHA-256; a source that
+// is shorter or longer is ErrShortCopy or an error.
+func hashExactly(ctx context.Context, src io.Reader, size int64) (string, error) {
+	h := sha256.New()
+	if n, err := copyHashed(ctx, src, io.Discard, h, size); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return "", fmt.Errorf("%w: %d of %d bytes", ErrShortCopy, n, size)
+		}
+		return "", err
+	}
+	var one [1]byte
+	if m, _ := src.Read(one[:]); m > 0 {
+		return "", fmt.Errorf("source longer than the announced %d bytes", size)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// claims is the set of recording ids being offloaded now.
+type claims struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (c *claims) claim(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids[id] {
+		return false
+	}
+	if c.ids == nil {
+		c.ids = map[string]bool{}
+	}
+	c.ids[id] = true
+	return true
+}
+
+func (c *claims) done(id string) {
+	c.mu.Lock()
+	delete(c.ids, id)
+	c.mu.Unlock()
 }
 
 type badgerLog struct{ l *slog.Logger }

@@ -27,6 +27,8 @@ func TestEndToEndMosquitto(t *testing.T) {
 		t.Fatal(err)
 	}
 	add(fa)
+	f0 := a.Files()[0] // the first recording, marked mass-incident
+	heldID := queue.RecordingID("CAM-A", f0.Name, f0.Start, f0.Size)
 	b, fb, err := h.NewCamera("CAM-B", "OF-B", 3, 1<<20, 12, nil, func(s *sim.CameraState) { s.FullMAh = 1200 })
 	if err != nil {
 		t.Fatal(err)
@@ -82,23 +84,11 @@ func TestEndToEndMosquitto(t *testing.T) {
 		t.Fatalf("ledger after %d entries: %v", n, err)
 	}
 	// The held recording stays on the dock until central releases it.
-	held := queue.RecordingID("CAM-A", firstName(t, fa, "CAM-A"))
+	held := heldID
 	r, err := h.Store.Get(held)
 	if err != nil || r.State != queue.Verified || r.Hold != "mass-incident" {
 		t.Fatalf("held recording %+v, %v", r, err)
 	}
-}
-
-func firstName(t *testing.T, f Footage, serial string) string {
-	t.Helper()
-	best := ""
-	for id := range f {
-		name := id[len(serial)+1:]
-		if best == "" || name < best {
-			best = name
-		}
-	}
-	return best
 }
 
 // assertNothingLost checks invariant 1 for one camera: every recording is on the camera
@@ -106,8 +96,8 @@ func firstName(t *testing.T, f Footage, serial string) string {
 func assertNothingLost(t *testing.T, h *Harness, cam *sim.Camera, want Footage) {
 	t.Helper()
 	onCam := map[string]bool{}
-	for name := range cam.State().Files {
-		onCam[queue.RecordingID(cam.Serial(), name)] = true
+	for _, f := range cam.Files() {
+		onCam[queue.RecordingID(cam.Serial(), f.Name, f.Start, f.Size)] = true
 	}
 	for id, sum := range want {
 		r, err := h.Store.Get(id)

@@ -182,12 +182,12 @@ func (h *Harness) NewCamera(serial, officer string, n int, size int64, seed uint
 // HashFootage hashes every recording on a camera, keyed by recording id.
 func HashFootage(cam *sim.Camera) (Footage, error) {
 	fp := Footage{}
-	for name := range cam.State().Files {
-		sum, err := HashFile(filepath.Join(cam.Footage(), name))
+	for _, f := range cam.Files() {
+		sum, err := HashFile(filepath.Join(cam.Footage(), f.Name))
 		if err != nil {
 			return nil, err
 		}
-		fp[queue.RecordingID(cam.Serial(), name)] = sum
+		fp[queue.RecordingID(cam.Serial(), f.Name, f.Start, f.Size)] = sum
 	}
 	return fp, nil
 }

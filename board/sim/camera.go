@@ -193,6 +193,23 @@ func (c *Camera) Generate(n int, size int64, seed uint64, end time.Time, marks m
 	return nil
 }
 
+// Put records one recording of the given bytes under name, replacing any recording of
+// that name (as a camera that was formatted and reused the name would).
+func (c *Camera) Put(name string, data []byte, meta FileMeta) error {
+	if err := os.WriteFile(filepath.Join(c.Footage(), name), data, 0o644); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return c.Update(func(st *CameraState) { st.Files[name] = meta })
+}
+
+// Files is the camera's listing as it would answer the dock: sorted by name, sizes read
+// from its storage (plus LieSize).
+func (c *Camera) Files() []camlink.FileEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.filesLocked()
+}
+
 // Load copies every regular file of src (not recursing) onto the camera as recordings,
 // dated by their modification time. The user's originals are left untouched.
 func (c *Camera) Load(src string) error {

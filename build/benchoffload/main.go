@@ -55,7 +55,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	rec, err := s.Offload(context.Background(), queue.Recording{ID: "bench", Name: "bench.mp4", Device: "BENCH", Size: info.Size()}, f, queue.Event{Kind: queue.EvOffloaded})
+	rec, _, err := s.Offload(context.Background(), queue.Recording{ID: "bench", Name: "bench.mp4", Device: "BENCH", Size: info.Size()}, f, queue.Event{Kind: queue.EvOffloaded})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		pprof.StopCPUProfile()

@@ -52,7 +52,7 @@ func run(broker, src, dir string, chunk, window int, cut float64, cpuprofile str
 		return err
 	}
 	info, _ := f.Stat()
-	rec, err := q.Offload(ctx, queue.Recording{ID: "BENCH_upload.mp4", Name: "upload.mp4", Device: "BENCH", Size: info.Size(), Start: time.Now()}, f, queue.Event{Kind: queue.EvOffloaded})
+	rec, _, err := q.Offload(ctx, queue.Recording{ID: "BENCH_upload.mp4", Name: "upload.mp4", Device: "BENCH", Size: info.Size(), Start: time.Now()}, f, queue.Event{Kind: queue.EvOffloaded})
 	f.Close()
 	if err != nil {
 		return err

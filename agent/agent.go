@@ -46,7 +46,9 @@ type Agent struct {
 	appliedAt  time.Time
 	rolledBack *Settings // reported to central once the broker is back
 
-	// Ledger entries the store refused, waiting to be written (see note).
+	// Ledger entries the store refused, waiting to be written (see note); record is
+	// store.Record.
+	record    func(...queue.Event) error
 	notesMu   sync.Mutex
 	unwritten []queue.Event
 	notesLost int
@@ -75,6 +77,7 @@ func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *
 	}
 	a := &Agent{cfg: cfg, board: b, store: store, up: up, log: log, now: func() time.Time { return time.Now().UTC() },
 		settings: initialSettings(cfg), faults: map[string]health.Fault{}}
+	a.record = store.Record
 	var saved Settings
 	if ok, err := store.GetDoc("config", "central", &saved); err != nil {
 		return nil, fmt.Errorf("load settings: %w", err)

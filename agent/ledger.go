@@ -21,7 +21,7 @@ const codeLedgerUnwritable health.Code = "ledger-unwritable"
 // silently. The write's error is returned, so a caller about to take a custody step that
 // must be recorded first (deleting a camera's copy) can refrain from it.
 func (a *Agent) note(ev queue.Event) error {
-	err := a.store.Record(ev)
+	err := a.record(ev)
 	if err == nil {
 		return nil
 	}
@@ -62,13 +62,13 @@ func (a *Agent) flushNotes() int {
 		return 0
 	}
 	for len(a.unwritten) > 0 {
-		if err := a.store.Record(a.unwritten[0]); err != nil {
+		if err := a.record(a.unwritten[0]); err != nil {
 			return len(a.unwritten)
 		}
 		a.unwritten = a.unwritten[1:]
 	}
 	if a.notesLost > 0 {
-		if err := a.store.Record(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("%d ledger entries were lost: more than %d waited while the store refused writes", a.notesLost, maxUnwritten)}); err != nil {
+		if err := a.record(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("%d ledger entries were lost: more than %d waited while the store refused writes", a.notesLost, maxUnwritten)}); err != nil {
 			return 1
 		}
 		a.notesLost = 0

@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"dock/health"
+	"dock/queue"
+)
+
+// A ledger entry the store refuses is held, raises ledger-unwritable, and is written once
+// the store takes writes again; the fault then clears. Nothing vanishes.
+func TestRefusedLedgerEntriesAreHeldAndWrittenLater(t *testing.T) {
+	store, err := queue.Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	a := &Agent{cfg: Config{Dock: "dock-1"}, store: store, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now: func() time.Time { return time.Now().UTC() }, faults: map[string]health.Fault{}}
+	broken := errors.New("disk says no")
+	a.record = func(...queue.Event) error { return broken }
+
+	ev := queue.Event{Kind: queue.EvCameraFreeing, Device: "CAM-1", Recording: "r1", Detail: "deleting r1"}
+	if err := a.note(ev); !errors.Is(err, broken) {
+		t.Fatalf("note on a refusing store = %v, want the store's error (a custody step must not go ahead)", err)
+	}
+	id := health.FaultID("dock-1", codeLedgerUnwritable)
+	if f, ok := a.faults[id]; !ok || f.State == health.Cleared {
+		t.Fatalf("no open %s fault: %+v", codeLedgerUnwritable, a.faults)
+	}
+	if n := a.flushNotes(); n != 1 {
+		t.Fatalf("%d entries held while the store still refuses, want 1", n)
+	}
+
+	a.record = store.Record
+	if n := a.flushNotes(); n != 0 {
+		t.Fatalf("%d entries still held once the store takes writes", n)
+	}
+	found := false
+	if err := store.Ledger(1, func(e queue.Entry) error {
+		found = found || e.Recording == "r1" && e.Kind == queue.EvCameraFreeing && strings.Contains(e.Detail, "written late")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Fatal("the refused entry never reached the ledger")
+	}
+	if f := a.faults[id]; f.State != health.Cleared {
+		t.Fatalf("%s still %s after the held entries were written", codeLedgerUnwritable, f.State)
+	}
+	if _, err := store.VerifyLedger(); err != nil {
+		t.Fatal(err)
+	}
+}

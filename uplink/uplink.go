@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"dock/uplink/mqttconn"
@@ -30,6 +32,11 @@ type Uplink struct {
 	conn *mqttconn.Conn
 	log  *slog.Logger
 
+	// route hands each central message to its consumer's channel and never waits on one:
+	// a consumer that is busy (the sender inside a transfer, the agent applying a config)
+	// must hold back neither the other kinds nor the connection. Grants, receipts, configs
+	// and commands go through mailboxes that keep their order and drop nothing; acks,
+	// the high-rate path, go straight to their channel (see route).
 	grants   chan wire.GrantMsg
 	acks     chan wire.AckMsg
 	receipts chan wire.ReceiptMsg
@@ -37,6 +44,15 @@ type Uplink struct {
 	commands chan wire.CommandMsg
 	rejects  chan Rejected
 	online   chan struct{}
+
+	grantBox   *mailbox[wire.GrantMsg]
+	receiptBox *mailbox[wire.ReceiptMsg]
+	configBox  *mailbox[wire.ConfigMsg]
+	commandBox *mailbox[wire.CommandMsg]
+
+	connects atomic.Uint64 // connections made so far
+	done     chan struct{}
+	closing  sync.Once
 }
 
 // Rejected is a central message the dock could not accept.
@@ -50,9 +66,15 @@ type Rejected struct {
 // and the sender announces "online".
 func Dial(ctx context.Context, o Options, log *slog.Logger) (*Uplink, error) {
 	u := &Uplink{o: o, log: log,
-		grants: make(chan wire.GrantMsg, 16), acks: make(chan wire.AckMsg, 1024), receipts: make(chan wire.ReceiptMsg, 256),
+		// Unbuffered: a grant not yet taken waits in its mailbox, where a newer one
+		// replaces it, so the sender never works through stale grants.
+		grants: make(chan wire.GrantMsg), acks: make(chan wire.AckMsg, 1024), receipts: make(chan wire.ReceiptMsg, 256),
 		configs: make(chan wire.ConfigMsg, 4), commands: make(chan wire.CommandMsg, 64), rejects: make(chan Rejected, 64),
-		online: make(chan struct{}, 1)}
+		online: make(chan struct{}, 1), done: make(chan struct{})}
+	u.grantBox = newMailbox(u.grants, true, u.done, log)
+	u.receiptBox = newMailbox(u.receipts, false, u.done, log)
+	u.configBox = newMailbox(u.configs, false, u.done, log)
+	u.commandBox = newMailbox(u.commands, false, u.done, log)
 	will, _ := json.Marshal(wire.StatusMsg{State: "offline", Version: o.Version})
 	conn, err := mqttconn.Dial(ctx, mqttconn.Options{
 		Broker: o.Broker, ClientID: "dock-" + o.Dock, Username: o.Username, Password: o.Password, TLS: o.TLS,
@@ -61,6 +83,7 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Uplink, error) {
 		CleanSession:  false,
 		Background:    true,
 		OnConnect: func() {
+			u.connects.Add(1)
 			select {
 			case u.online <- struct{}{}:
 			default:
@@ -81,7 +104,12 @@ func (u *Uplink) Close() {
 	defer cancel()
 	_ = u.publish(ctx, wire.TopicStatus, true, wire.StatusMsg{State: "offline", Version: u.o.Version, Time: time.Now().UTC()})
 	u.conn.Close()
+	u.closing.Do(func() { close(u.done) })
 }
+
+// connections counts the connections made so far: a transfer that saw it change lost
+// its connection on the way.
+func (u *Uplink) connections() uint64 { return u.connects.Load() }
 
 // Online signals each (re)connection; the agent then announces status and backlog.
 func (u *Uplink) Online() <-chan struct{} { return u.online }
@@ -99,7 +127,13 @@ func (u *Uplink) Commands() <-chan wire.CommandMsg { return u.commands }
 func (u *Uplink) Rejects() <-chan Rejected { return u.rejects }
 
 func (u *Uplink) route() {
-	for m := range u.conn.Inbox() {
+	for {
+		var m mqttconn.Message
+		select {
+		case <-u.done:
+			return
+		case m = <-u.conn.Inbox():
+		}
 		_, leaf, ok := wire.SplitTopic(wire.CentralRoot, m.Topic)
 		if !ok {
 			continue
@@ -110,7 +144,7 @@ func (u *Uplink) route() {
 			var g wire.GrantMsg
 			if err = json.Unmarshal(m.Payload, &g); err == nil {
 				if err = g.Check(); err == nil {
-					offer(u.grants, g)
+					u.grantBox.put(g) // a new grant replaces one not yet taken
 				}
 			}
 		case wire.TopicAck:
@@ -121,17 +155,17 @@ func (u *Uplink) route() {
 		case wire.TopicReceipt:
 			var r wire.ReceiptMsg
 			if err = json.Unmarshal(m.Payload, &r); err == nil {
-				u.receipts <- r // receipts must not be dropped; the sender drains them
+				u.receiptBox.put(r)
 			}
 		case wire.TopicConfig:
 			var c wire.ConfigMsg
 			if err = json.Unmarshal(m.Payload, &c); err == nil {
-				u.configs <- c
+				u.configBox.put(c)
 			}
 		case wire.TopicCommand:
 			var c wire.CommandMsg
 			if err = json.Unmarshal(m.Payload, &c); err == nil {
-				u.commands <- c
+				u.commandBox.put(c)
 			}
 		default:
 			err = fmt.Errorf("unknown topic")
@@ -143,12 +177,81 @@ func (u *Uplink) route() {
 	}
 }
 
-// offer sends v unless the channel is full (the consumer recovers: acks are cumulative,
-// grants are repeated).
+// offer sends v unless the channel is full. Only for what may be lost: acks are cumulative
+// (the next one, or central's answer to the chunks the sender resends after 3 s without
+// progress, makes a lost one good) and are read only during a transfer, so a channel
+// full of stale ones must not stop route; a reject is logged here either way.
 func offer[T any](ch chan T, v T) {
 	select {
 	case ch <- v:
 	default:
+	}
+}
+
+// mailbox hands values to out in the order put, from its own goroutine: put never
+// blocks and nothing is dropped. With latest set only the newest value not yet handed
+// over is kept (a grant replaces the last at once, so an older one means nothing).
+// Central's messages are few and small; a consumer that stops reading for good grows it
+// without bound, which the warning below makes visible.
+type mailbox[T any] struct {
+	out    chan<- T
+	latest bool
+	log    *slog.Logger
+	mu     sync.Mutex
+	q      []T
+	warned int
+	wake   chan struct{}
+}
+
+func newMailbox[T any](out chan<- T, latest bool, done <-chan struct{}, log *slog.Logger) *mailbox[T] {
+	m := &mailbox[T]{out: out, latest: latest, log: log, wake: make(chan struct{}, 1)}
+	go m.run(done)
+	return m
+}
+
+func (m *mailbox[T]) put(v T) {
+	m.mu.Lock()
+	if m.latest {
+		clear(m.q)
+		m.q = m.q[:0]
+	}
+	m.q = append(m.q, v)
+	if n := len(m.q); n >= 1024 && n >= 2*m.warned {
+		m.warned = n
+		m.log.Warn("uplink: consumer of central's messages behind", "type", fmt.Sprintf("%T", v), "waiting", n)
+	}
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *mailbox[T]) run(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-m.wake:
+		}
+		for {
+			m.mu.Lock()
+			if len(m.q) == 0 {
+				m.q, m.warned = nil, 0
+				m.mu.Unlock()
+				break
+			}
+			v := m.q[0]
+			var zero T
+			m.q[0] = zero
+			m.q = m.q[1:]
+			m.mu.Unlock()
+			select {
+			case m.out <- v:
+			case <-done:
+				return
+			}
+		}
 	}
 }
 

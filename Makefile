@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X dock/agent.Version=$(VERSION)
+# The agent never trusts a clock that reads earlier than its build (see agent/clock.go).
+BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
+LDFLAGS := -s -w -X dock/agent.Version=$(VERSION) -X dock/agent.BuildTime=$(BUILD_TIME)
 # Debian versions start with a digit: 0.1.0+git<commits>.g<hash> until releases are tagged.
 PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null); if [ -n "$$v" ]; then echo $${v\#v}; else echo 0.1.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).g$$(git rev-parse --short HEAD 2>/dev/null || echo 0); fi)
 NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2

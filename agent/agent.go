@@ -30,6 +30,9 @@ type Agent struct {
 	sender *uplink.Sender
 	log    *slog.Logger
 	now    func() time.Time
+	// floor is the earliest plausible time for the clock (see clockFloor).
+	floor     time.Time
+	floorFrom string
 
 	mu       sync.RWMutex
 	settings Settings
@@ -78,6 +81,7 @@ func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *
 	a := &Agent{cfg: cfg, board: b, store: store, up: up, log: log, now: func() time.Time { return time.Now().UTC() },
 		settings: initialSettings(cfg), faults: map[string]health.Fault{}}
 	a.record = store.Record
+	a.floor, a.floorFrom = clockFloor(store)
 	var saved Settings
 	if ok, err := store.GetDoc("config", "central", &saved); err != nil {
 		return nil, fmt.Errorf("load settings: %w", err)

@@ -60,6 +60,11 @@ type Config struct {
 	// ChargeCeiling stops charging at this percentage (long-life charging); 100 charges full.
 	ChargeCeiling int `json:"charge_ceiling"`
 
+	// ClockSync says who can tell whether the dock's clock is synchronised: "system"
+	// (timesyncd or the kernel; a real board) or "none" (the simulator). An unsynchronised
+	// clock never sets camera clocks, and recordings are stamped clock unverified.
+	ClockSync string `json:"clock_sync"`
+
 	// Defaults for what central may later push.
 	Team       string            `json:"team"`
 	Thresholds health.Thresholds `json:"thresholds"`
@@ -72,7 +77,7 @@ func DefaultConfig() Config {
 		CameraPassword: "000000", SpoolReserve: 512 << 20, SpoolKeyFile: "/etc/dock-agent/spool.key",
 		Poll: wire.Duration(30 * time.Second), Debounce: wire.Duration(50 * time.Millisecond),
 		LinkTimeout: wire.Duration(time.Second), LinkRetries: 2, ChargeCeiling: 100, CopyStall: wire.Duration(30 * time.Second),
-		Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464", ShiftDrawMAh: 200, RollbackAfter: wire.Duration(10 * time.Minute),
+		ClockSync: ClockSyncSystem, Team: "unassigned", Thresholds: health.DefaultThresholds(), MetricsAddr: "127.0.0.1:9464", ShiftDrawMAh: 200, RollbackAfter: wire.Duration(10 * time.Minute),
 	}
 }
 
@@ -103,6 +108,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("central_key is not a base64 Ed25519 public key")
 	case c.ShiftDrawMAh < 1 || c.ShiftDrawMAh > 5000:
 		return fmt.Errorf("shift_draw_mah %d not in 1..5000", c.ShiftDrawMAh)
+	case c.ClockSync != ClockSyncSystem && c.ClockSync != ClockSyncNone:
+		return fmt.Errorf("clock_sync %q: %q or %q", c.ClockSync, ClockSyncSystem, ClockSyncNone)
 	case c.ChargeCeiling < 50 || c.ChargeCeiling > 100:
 		return fmt.Errorf("charge_ceiling %d not in 50..100", c.ChargeCeiling)
 	}

@@ -41,7 +41,7 @@ func (a *Agent) selfHealth(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		now := a.now()
-		r := health.DockReading{Now: now, Since: since, BoardC: a.boardTemp(), LastDocked: map[string]time.Time{}}
+		r := health.DockReading{Now: now, Since: since, BoardC: a.boardTemp(), LastDocked: map[string]time.Time{}, Clock: a.clock()}
 		if a.up != nil && !a.up.Connected() {
 			if downSince.IsZero() {
 				downSince = now
@@ -69,7 +69,7 @@ func (a *Agent) selfHealth(ctx context.Context, every time.Duration) {
 		}
 		for _, f := range a.Faults() {
 			switch f.Code {
-			case health.BrokerUnreachable, health.BacklogStale, health.NotDocked, health.BoardHot:
+			case health.BrokerUnreachable, health.BacklogStale, health.NotDocked, health.BoardHot, health.ClockUnverified:
 				if f.State != health.Cleared && !holds[f.ID] {
 					if err := a.faultEvent(f.ID, health.EvClear, "dock: condition no longer holds"); err != nil {
 						a.log.Error("clear dock condition", "fault", f.ID, "err", err)

@@ -208,9 +208,17 @@ func (s *slot) session(ctx context.Context) {
 		return
 	}
 
-	drift, err := link.SetClock(ctx, s.a.now())
-	if err != nil {
-		s.log.Warn("clock not set", "err", err)
+	// The dock's clock sets the camera's only when it is plausible; a dock that booted
+	// without a clock would otherwise stamp evidence with 1970.
+	var drift time.Duration
+	if ok, why := s.a.clockTrusted(); ok {
+		if drift, err = link.SetClock(ctx, s.a.now()); err != nil {
+			s.log.Warn("clock not set", "err", err)
+		}
+	} else {
+		s.log.Warn("camera clock not set: the dock's clock is unverified", "why", why)
+		s.a.raise(-1, s.a.cfg.Dock, health.Verdict{Code: health.ClockUnverified, Detail: why + ": camera clocks are not set and recordings are stamped clock unverified"})
+		s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Detail: "camera clock not set: " + why})
 	}
 	failures := 0
 	s.evaluate(ctx, link, &failures, drift)
@@ -626,6 +634,9 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 	rec := queue.Recording{
 		ID: rid, Name: f.Name, Device: id.Serial, Officer: officer, Team: settings.Team,
 		Start: f.Start, End: f.End, Size: f.Size, Class: queue.Patrol, Hold: f.Mark, ClockDrift: drift,
+	}
+	if ok, _ := s.a.clockTrusted(); !ok {
+		rec.ClockUnverified = true
 	}
 	rec, held, err := s.guardedOffload(ctx, rec, src, id.Serial, readAll)
 	if err == nil && changed(before, path) {

@@ -12,7 +12,35 @@ const (
 	BacklogStale      Code = "backlog-stale" // footage older than the limit still on the dock
 	NotDocked         Code = "not-docked"    // a device central knows has not docked in time
 	BoardHot          Code = "board-over-temperature"
+	// ClockUnverified: the dock's clock cannot be trusted to stamp evidence or set camera
+	// clocks (before the build, before the ledger's newest entry, or not synchronised).
+	ClockUnverified Code = "clock-unverified"
 )
+
+// Clock is what the dock knows of its own clock.
+type Clock struct {
+	Now time.Time
+	// Floor is the earliest plausible time: the build's time, or the newest ledger entry
+	// written before this run if later.
+	Floor time.Time
+	// FloorFrom names where Floor came from, for the fault's detail.
+	FloorFrom string
+	// Synced is the system's word on synchronisation (timesyncd, the kernel's NTP state);
+	// nil where the system cannot say.
+	Synced *bool
+}
+
+// CheckClock reports whether the dock's clock may stamp evidence and set camera clocks,
+// and if not, why.
+func CheckClock(c Clock) (ok bool, why string) {
+	if c.Synced != nil && !*c.Synced {
+		return false, fmt.Sprintf("clock at %s is not synchronised", c.Now.Format(time.RFC3339))
+	}
+	if c.Now.Before(c.Floor) {
+		return false, fmt.Sprintf("clock at %s is before %s (%s)", c.Now.Format(time.RFC3339), c.Floor.Format(time.RFC3339), c.FloorFrom)
+	}
+	return true, ""
+}
 
 // DockLimits are the dock-level limits.
 type DockLimits struct {
@@ -35,6 +63,7 @@ type DockReading struct {
 	BoardC        *float64             // nil where the board has no sensor
 	LastDocked    map[string]time.Time // devices central assigned, with their last docking (zero: never seen here)
 	Since         time.Time            // when this dock started watching (no device is late before Since+interval)
+	Clock         Clock
 }
 
 // DockVerdict is a dock-level fault; Device names the device for not-docked, else "".
@@ -55,6 +84,11 @@ func EvaluateDock(r DockReading, l DockLimits) []DockVerdict {
 	}
 	if r.BoardC != nil && *r.BoardC > l.MaxBoardC {
 		out = append(out, DockVerdict{Code: BoardHot, Detail: fmt.Sprintf("board at %.1f C (limit %.1f C)", *r.BoardC, l.MaxBoardC)})
+	}
+	if !r.Clock.Now.IsZero() {
+		if ok, why := CheckClock(r.Clock); !ok {
+			out = append(out, DockVerdict{Code: ClockUnverified, Detail: why + ": camera clocks are not set and recordings are stamped clock unverified"})
+		}
 	}
 	devices := make([]string, 0, len(r.LastDocked))
 	for d := range r.LastDocked {

@@ -112,6 +112,7 @@ func TestLastsShift(t *testing.T) {
 func TestEvaluateDock(t *testing.T) {
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	hot := 85.0
+	yes, no := true, false
 	l := DefaultDockLimits()
 	tests := []struct {
 		name string
@@ -125,6 +126,11 @@ func TestEvaluateDock(t *testing.T) {
 		{"device late", DockReading{Now: now, Since: now.Add(-72 * time.Hour), LastDocked: map[string]time.Time{"CAM-1": now.Add(-30 * time.Hour)}}, []Code{NotDocked}},
 		{"device never seen, dock new", DockReading{Now: now, Since: now.Add(-time.Hour), LastDocked: map[string]time.Time{"CAM-1": {}}}, nil},
 		{"device never seen, dock old", DockReading{Now: now, Since: now.Add(-25 * time.Hour), LastDocked: map[string]time.Time{"CAM-1": {}}}, []Code{NotDocked}},
+		{"clock before the build", DockReading{Now: now, Clock: Clock{Now: time.Unix(0, 0), Floor: now.Add(-time.Hour), FloorFrom: "build"}}, []Code{ClockUnverified}},
+		{"clock behind the ledger", DockReading{Now: now, Clock: Clock{Now: now, Floor: now.Add(time.Hour), FloorFrom: "ledger"}}, []Code{ClockUnverified}},
+		{"clock not synchronised", DockReading{Now: now, Clock: Clock{Now: now, Floor: now.Add(-time.Hour), Synced: &no}}, []Code{ClockUnverified}},
+		{"clock synchronised, after the floor", DockReading{Now: now, Clock: Clock{Now: now, Floor: now.Add(-time.Hour), Synced: &yes}}, nil},
+		{"clock after the floor, system cannot say", DockReading{Now: now, Clock: Clock{Now: now, Floor: now.Add(-time.Hour)}}, nil},
 	}
 	for _, tc := range tests {
 		got := EvaluateDock(tc.r, l)

@@ -91,6 +91,9 @@ type Recording struct {
 	Case     string    `json:"case,omitempty"`
 	// ClockDrift is the camera clock's offset (camera minus dock) measured at docking.
 	ClockDrift time.Duration `json:"clock_drift,omitempty"`
+	// ClockUnverified: the dock's clock was not trusted when it took the recording (see
+	// health.CheckClock): its own times on the record may be wrong.
+	ClockUnverified bool `json:"clock_unverified,omitempty"`
 
 	State      State     `json:"state"`
 	Transfer   string    `json:"transfer,omitempty"` // the lease holder while Uploading

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,36 @@ func waitFiled(ctx context.Context, t *testing.T, h *Harness, want map[copyKey]i
 		if want[k] == 0 {
 			t.Errorf("central holds %s %q sha256 %.12s (%d times) that no camera had", k.device, k.name, k.sha, n)
 		}
+	}
+}
+
+// A dock whose clock reads 1970 (a board without a battery-backed clock, booted offline)
+// does not set the camera's clock, still offloads, stamps the recordings clock unverified
+// and raises clock-unverified for maintenance.
+func TestImplausibleDockClockSetsNoCameraClock(t *testing.T) {
+	epoch := time.Unix(0, 0).UTC()
+	booted := time.Now()
+	ctx, h := startHarness(t, 60*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t),
+		Clock: func() time.Time { return epoch.Add(time.Since(booted)) }})
+	cam, want, err := h.NewCamera("CAM-T", "OF-T", 2, 50_000, 5, nil, func(s *sim.CameraState) { s.ClockOffset = 3 * time.Second })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h.Dock.Dock(0, cam)
+	waitCameraEmpty(ctx, t, cam)
+	if off := cam.State().ClockOffset; off != 3*time.Second {
+		t.Errorf("camera clock moved by %s: set from a dock clock in 1970", off-3*time.Second)
+	}
+	for id := range want {
+		r, err := h.Store.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.ClockUnverified {
+			t.Errorf("%s not stamped clock unverified", id)
+		}
+	}
+	if f := faultOf(h, "clock-unverified"); f.ID == "" || !strings.Contains(f.Detail, "1970") {
+		t.Errorf("clock-unverified fault: %+v", f)
 	}
 }

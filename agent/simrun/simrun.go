@@ -39,6 +39,8 @@ type Options struct {
 	// SpoolRate caps the spool's write rate in bytes per second, a slow disk such as an SD
 	// card (0: the disk's own).
 	SpoolRate int64
+	// Clock is the agent's clock (nil: the system's).
+	Clock func() time.Time
 }
 
 // Harness is a running agent on a simulated dock.
@@ -108,6 +110,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	cfg.CopyStall = wire.Duration(time.Second)
 	cfg.SpoolKeyFile = filepath.Join(o.Dir, "keys", "spool.key")
 	cfg.CentralKey = base64.StdEncoding.EncodeToString(pub)
+	cfg.ClockSync = agent.ClockSyncNone // the host's clock: nothing on a test machine says it is synchronised
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -126,6 +129,9 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	h.Agent, err = agent.New(cfg, h.Dock.Board(), h.Store, h.Uplink, o.Log)
 	if err != nil {
 		return h, err
+	}
+	if o.Clock != nil {
+		h.Agent.UseClock(o.Clock)
 	}
 	actx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)

@@ -136,7 +136,7 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 		}
 		// The camera reports its own clock against the dock's and then takes the dock's.
 		drift := now.Add(c.st.ClockOffset).Sub(time.UnixMilli(r.UnixMilli))
-		c.st.ClockOffset = 0
+		c.st.ClockOffset = time.UnixMilli(r.UnixMilli).Sub(now) // the camera now reads what the dock said
 		return camlink.SetClockReply{DriftMilli: drift.Milliseconds()}, c.saveLocked()
 	case camlink.CodeLock:
 		var r camlink.LockRequest

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"dock/queue"
+	"dock/uplink/mqttconn"
 	"dock/uplink/wire"
 )
 
@@ -33,6 +34,23 @@ var ErrStalled = errors.New("uplink: transfer stalled")
 
 // Sender uploads spooled recordings while central grants it, one recording at a time,
 // with a window of chunks in flight, resuming from central's acknowledged offset.
+//
+// No one recording holds the others back (DESIGN.md, invariant 9): a recording whose
+// transfer fails waits out its own backoff while the sender goes on with the next ones in
+// the queue's order, and is tried again when its backoff ends. After StuckAfter failures
+// in a row it is reported stuck (OnStuck), once, and unstuck (OnUnstuck) when central
+// verifies it at last. What is not the recording's doing is no failure of it: central
+// pausing, revoking or letting the grant expire (errStopped), the agent stopping, or the
+// broker connection dropping under the transfer (the sender then waits for the
+// connection, as it waits for a grant).
+//
+// The failure counts live in memory only. That is enough across a restart: the queue
+// keeps the recording (Spooled) and nothing else depends on the count; a restarted sender
+// tries it again at once and sends the others meanwhile as before; a recording still
+// failing is reported stuck again after StuckAfter more attempts. The agent's fault
+// record, not the sender, is what must outlive the restart, and since the sender forgets
+// that it reported a recording stuck, a recording verified after a restart is announced
+// through OnVerified only, not OnUnstuck.
 type Sender struct {
 	u   *Uplink
 	src Source
@@ -47,13 +65,46 @@ type Sender struct {
 	// OnVerified is called after a recording is verified (and freed if allowed).
 	OnVerified func(rec queue.Recording)
 
+	// RetryMin is how long a recording whose transfer failed waits before it is tried
+	// again; the wait doubles with each failure in a row, up to RetryMax. RetryMin and
+	// RetryMax also pace retries after the connection dropped under a transfer.
+	RetryMin, RetryMax time.Duration
+	// StuckAfter is how many failures in a row make a recording stuck (0: never).
+	StuckAfter int
+	// OnStuck is called, from the sender's goroutine, when a recording has failed
+	// StuckAfter times in a row: once per episode, however often it fails after.
+	// lastErr is the last failure. It must not block for long.
+	OnStuck func(id string, attempts int, lastErr error)
+	// OnUnstuck is called, from the sender's goroutine, when a recording reported stuck
+	// is verified at last (through its transfer or a receipt arriving later), or has left
+	// the queue otherwise; this ends the episode.
+	OnUnstuck func(id string)
+
 	kick chan struct{}
 
 	// changed is a grant that arrived mid-transfer, for Run to take after it.
 	changed *wire.GrantMsg
 
-	mu    sync.Mutex
-	first []string // recordings central asked for ahead of the queue order (a sample)
+	mu      sync.Mutex
+	first   []string          // recordings central asked for ahead of the queue order (a sample)
+	retries map[string]*retry // recordings whose last transfer failed, by id
+}
+
+// retry is a recording's run of failed transfers.
+type retry struct {
+	failures int       // in a row
+	next     time.Time // not tried again before
+	stuck    bool      // reported to OnStuck in this episode
+}
+
+// retryDelay is the backoff after the given number of failures in a row: lo, doubled
+// for each failure after the first, at most hi.
+func retryDelay(lo, hi time.Duration, failures int) time.Duration {
+	d := lo
+	for i := 1; i < failures && d < hi; i++ {
+		d *= 2
+	}
+	return min(d, hi)
 }
 
 // errStopped means central paused or revoked the grant, or its window closed, mid-recording:
@@ -73,7 +124,9 @@ func (s *Sender) Prioritize(ids []string) {
 
 // NewSender makes a sender over u and src.
 func NewSender(u *Uplink, src Source, log *slog.Logger) *Sender {
-	return &Sender{u: u, src: src, log: log, StallTimeout: 20 * time.Second, ReceiptTimeout: 60 * time.Second, kick: make(chan struct{}, 1)}
+	return &Sender{u: u, src: src, log: log, StallTimeout: 20 * time.Second, ReceiptTimeout: 60 * time.Second,
+		RetryMin: time.Second, RetryMax: 30 * time.Second, StuckAfter: 5,
+		kick: make(chan struct{}, 1), retries: map[string]*retry{}}
 }
 
 // Kick tells the sender that new recordings were spooled.
@@ -88,7 +141,9 @@ func (s *Sender) Kick() {
 func (s *Sender) Run(ctx context.Context) {
 	var grant *wire.GrantMsg
 	done := 0
-	backoff := time.Second
+	// After the connection dropped under a transfer, no transfer starts before hold.
+	var hold time.Time
+	offline := s.RetryMin
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	s.announce(ctx)
@@ -100,18 +155,31 @@ func (s *Sender) Run(ctx context.Context) {
 		s.log.Info("uplink: grant", "grant", g.ID, "chunk", g.ChunkSize, "window", g.Window, "rate", g.RateBytes, "paused", g.Paused, "revoked", g.Revoked)
 	}
 	for ctx.Err() == nil {
-		active := grant != nil && grant.Active(time.Now()) && s.u.Connected()
+		now := time.Now()
+		active := grant != nil && grant.Active(now) && s.u.Connected()
 		var rec queue.Recording
 		found := false
-		if active {
+		var wake time.Time // when to look again though nothing else happens
+		switch {
+		case active && now.Before(hold):
+			wake = hold
+		case active:
 			var err error
-			rec, found, err = s.next(grant)
+			rec, found, wake, err = s.next(grant, now)
 			if err != nil {
 				s.log.Error("uplink: read queue", "err", err)
+				wake = now.Add(s.RetryMin)
 			}
 		}
 		if !found {
-			// Nothing to do now: wait for a grant, a new recording, a receipt or a connect.
+			// Nothing to do now: wait for a grant, a new recording, a receipt, a connect,
+			// or the end of the earliest backoff.
+			var backoff *time.Timer
+			var ended <-chan time.Time // nil, never ready, with no backoff to wait out
+			if !wake.IsZero() {
+				backoff = time.NewTimer(time.Until(wake))
+				ended = backoff.C
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -122,62 +190,155 @@ func (s *Sender) Run(ctx context.Context) {
 			case <-s.kick:
 				s.announce(ctx)
 			case <-s.u.online:
+				hold = time.Time{}
 				_ = s.u.Announce(ctx)
 				s.announce(ctx)
 			case <-tick.C:
+				s.forget()
 				s.announce(ctx)
+			case <-ended:
+			}
+			if backoff != nil {
+				backoff.Stop()
 			}
 			continue
 		}
+		conns, began := s.u.connections(), time.Now()
 		err := s.transfer(ctx, rec, grant)
 		if g := s.changed; g != nil {
 			s.changed = nil
 			take(*g)
 		}
-		if errors.Is(err, errStopped) {
-			s.log.Info("uplink: transfer stopped by central", "recording", rec.ID, "err", err)
-			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
+		switch {
+		case err == nil:
+			offline = s.RetryMin
+			done++
+			if grant != nil && grant.Max > 0 && done >= grant.Max {
+				grant = nil
+				s.announce(ctx)
 			}
-			s.log.Warn("uplink: transfer failed, will retry", "recording", rec.ID, "err", err, "backoff", backoff)
+			// Take any grant change between recordings.
 			select {
-			case <-ctx.Done():
-				return
 			case g := <-s.u.grants:
 				take(g)
-			case <-time.After(backoff):
+			default:
 			}
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		backoff = time.Second
-		done++
-		if grant.Max > 0 && done >= grant.Max {
-			grant = nil
-			s.announce(ctx)
-		}
-		// Take any grant change between recordings.
-		select {
-		case g := <-s.u.grants:
-			take(g)
+		case errors.Is(err, errStopped):
+			s.log.Info("uplink: transfer stopped by central", "recording", rec.ID, "err", err)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, mqttconn.ErrOffline) || !s.u.Connected() || s.u.connections() != conns:
+			// The broker went away under the transfer: not the recording's failure.
+			s.log.Warn("uplink: connection lost during transfer, will retry", "recording", rec.ID, "err", err, "backoff", offline)
+			hold = time.Now().Add(offline)
+			offline = min(2*offline, s.RetryMax)
 		default:
+			s.failed(rec.ID, err, time.Since(began))
 		}
 	}
 }
 
+// failed counts a failed transfer of recording id, which took took, against it: it backs
+// off alone, and is reported stuck once it has failed StuckAfter times in a row. The
+// backoff lasts at least as long as the failed attempt did, so that a recording whose
+// attempts end in a timeout (central silent for 20 s, or 60 s for a receipt) takes at
+// most half of the sender's time from the others.
+func (s *Sender) failed(id string, err error, took time.Duration) {
+	s.mu.Lock()
+	r := s.retries[id]
+	if r == nil {
+		r = &retry{}
+		s.retries[id] = r
+	}
+	r.failures++
+	delay := max(retryDelay(s.RetryMin, s.RetryMax, r.failures), took)
+	r.next = time.Now().Add(delay)
+	report := s.StuckAfter > 0 && r.failures >= s.StuckAfter && !r.stuck
+	r.stuck = r.stuck || report
+	n := r.failures
+	s.mu.Unlock()
+	s.log.Warn("uplink: transfer failed, recording backs off while others go ahead", "recording", id, "err", err, "failures", n, "backoff", delay)
+	if report {
+		s.log.Error("uplink: recording stuck", "recording", id, "failures", n, "err", err)
+		if s.OnStuck != nil {
+			s.OnStuck(id, n, err)
+		}
+	}
+}
+
+// succeeded ends recording id's run of failures, reporting it unstuck if it was stuck.
+func (s *Sender) succeeded(id string) {
+	s.mu.Lock()
+	r := s.retries[id]
+	delete(s.retries, id)
+	s.mu.Unlock()
+	if r != nil && r.stuck {
+		s.log.Info("uplink: recording no longer stuck", "recording", id, "failures", r.failures)
+		if s.OnUnstuck != nil {
+			s.OnUnstuck(id)
+		}
+	}
+}
+
+// forget drops the failures of recordings that are no longer waiting to upload (verified
+// or freed by a way other than the sender's, or gone from the queue).
+func (s *Sender) forget() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.retries))
+	for id := range s.retries {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		r, err := s.src.Get(id)
+		if err == nil && (r.State == queue.Spooled || r.State == queue.Uploading) {
+			continue
+		}
+		if err != nil && !errors.Is(err, queue.ErrNotFound) {
+			continue // cannot tell now
+		}
+		s.succeeded(id)
+	}
+}
+
+// backingOff reports whether recording id waits out a backoff at now, and until when.
+func (s *Sender) backingOff(id string, now time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.retries[id]; r != nil && now.Before(r.next) {
+		return r.next, true
+	}
+	return time.Time{}, false
+}
+
 // next picks what to upload: central's sample first, then the grant's named recordings,
-// then queue order.
-func (s *Sender) next(g *wire.GrantMsg) (queue.Recording, bool, error) {
+// then queue order, passing over recordings that wait out a backoff. When every
+// candidate is backing off, wake is when the earliest backoff ends.
+func (s *Sender) next(g *wire.GrantMsg, now time.Time) (rec queue.Recording, found bool, wake time.Time, err error) {
+	ready := func(id string) bool {
+		until, waiting := s.backingOff(id, now)
+		if waiting && (wake.IsZero() || until.Before(wake)) {
+			wake = until
+		}
+		return !waiting
+	}
 	s.mu.Lock()
 	first := append([]string(nil), s.first...)
+	// Recordings backing off now: the queue's first len+1 hold one that is not, if any.
+	waiting := 0
+	for _, r := range s.retries {
+		if now.Before(r.next) {
+			waiting++
+		}
+	}
 	s.mu.Unlock()
 	for _, id := range first {
 		r, err := s.src.Get(id)
 		if err == nil && r.State == queue.Spooled {
-			return r, true, nil
+			if ready(id) {
+				return r, true, time.Time{}, nil
+			}
+			continue
 		}
 		s.mu.Lock()
 		s.first = slices.DeleteFunc(s.first, func(x string) bool { return x == id })
@@ -185,15 +346,20 @@ func (s *Sender) next(g *wire.GrantMsg) (queue.Recording, bool, error) {
 	}
 	for _, id := range g.Recordings {
 		r, err := s.src.Get(id)
-		if err == nil && r.State == queue.Spooled {
-			return r, true, nil
+		if err == nil && r.State == queue.Spooled && ready(id) {
+			return r, true, time.Time{}, nil
 		}
 	}
-	p, err := s.src.Pending(1)
-	if err != nil || len(p) == 0 {
-		return queue.Recording{}, false, err
+	p, err := s.src.Pending(waiting + 1)
+	if err != nil {
+		return queue.Recording{}, false, wake, err
 	}
-	return p[0], true, nil
+	for _, r := range p {
+		if ready(r.ID) {
+			return r, true, time.Time{}, nil
+		}
+	}
+	return queue.Recording{}, false, wake, nil
 }
 
 func (s *Sender) announce(ctx context.Context) {
@@ -448,6 +614,7 @@ func (s *Sender) settle(ctx context.Context, id string, r wire.ReceiptMsg) (fini
 		}
 	}
 	s.log.Info("uplink: recording verified by central", "recording", id, "sha256", r.SHA256, "state", rec.State)
+	s.succeeded(id)
 	if s.OnVerified != nil {
 		s.OnVerified(rec)
 	}

@@ -34,6 +34,8 @@ FUZZTIME ?= 200000x
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./hw/camlink/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReplies$$' -fuzztime $(FUZZTIME) ./hw/camlink/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckName$$' -fuzztime $(FUZZTIME) ./hw/camlink/
+	$(GO) test -run '^$$' -fuzz '^FuzzListing$$' -fuzztime $(FUZZTIME) ./hw/camlink/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseChunk$$' -fuzztime $(FUZZTIME) ./uplink/wire/
 
 # The whole test suite built for the boards and run under qemu-user: arm64 and armv7

@@ -410,11 +410,12 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		storageFailed("unlock storage", err)
 		return
 	}
-	files, err := link.List(ctx)
+	listing, err := link.List(ctx, camlink.ListLimits{})
 	if err != nil {
 		storageFailed("list recordings", err)
 		return
 	}
+	files := listing.Files
 	s.mu.Lock()
 	s.storageErr = ""
 	s.mu.Unlock()

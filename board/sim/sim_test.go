@@ -66,9 +66,10 @@ func TestCameraOverPseudoTerminal(t *testing.T) {
 	if _, err := l.Battery(ctx); err != nil {
 		t.Fatal(err)
 	}
-	files, err := l.List(ctx)
-	if err != nil || len(files) != 3 || files[1].Mark != "dispute" {
-		t.Fatalf("list = %+v, %v", files, err)
+	listing, err := l.List(ctx, camlink.ListLimits{})
+	files := listing.Files
+	if err != nil || len(files) != 3 || files[1].Mark != "dispute" || len(listing.Refused) != 0 {
+		t.Fatalf("list = %+v, %v", listing, err)
 	}
 	mount := d.Board().Slots[1].Mount
 	if _, err := os.Stat(filepath.Join(mount, files[0].Name)); err == nil {
@@ -93,8 +94,8 @@ func TestCameraOverPseudoTerminal(t *testing.T) {
 	if err := l.Delete(ctx, files[0].Name, files[0].Size); err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := l.List(ctx); len(left) != 2 {
-		t.Fatalf("%d recordings left, want 2", len(left))
+	if left, _ := l.List(ctx, camlink.ListLimits{}); len(left.Files) != 2 {
+		t.Fatalf("%d recordings left, want 2", len(left.Files))
 	}
 	if err := l.Lock(ctx, "battery"); err != nil {
 		t.Fatal(err)
@@ -178,7 +179,8 @@ func TestReadRateCapsStorage(t *testing.T) {
 	}
 	l := link(t, d, 0)
 	ctx := context.Background()
-	files, err := l.List(ctx)
+	listing, err := l.List(ctx, camlink.ListLimits{})
+	files := listing.Files
 	if err != nil || len(files) != 1 {
 		t.Fatalf("list = %+v, %v", files, err)
 	}

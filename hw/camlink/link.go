@@ -217,17 +217,30 @@ func (l *Link) Storage(ctx context.Context) (Storage, error) {
 	return s, l.Call(ctx, CodeStorage, Empty{}, &s)
 }
 
-// List reads every recording the camera holds, page by page.
-func (l *Link) List(ctx context.Context) ([]FileEntry, error) {
-	var all []FileEntry
+// List reads every recording the camera holds, page by page, within lim (zero fields take
+// DefaultListLimits). Each entry is checked on its own (CheckEntry, and a name listed twice
+// is refused): the good ones are Files, the others Refused, and neither stops the rest.
+// Only a listing that cannot be read or believed as a whole is an error: the link failed,
+// a page did not decode, the pages contradict each other (ErrBadListing), or it did not
+// end within lim (ErrBadListing).
+func (l *Link) List(ctx context.Context, lim ListLimits) (Listing, error) {
+	ls := newLister(lim)
+	lctx, cancel := context.WithTimeout(ctx, ls.lim.Deadline)
+	defer cancel()
 	for {
-		var p ListPage
-		if err := l.Call(ctx, CodeList, ListRequest{Offset: len(all)}, &p); err != nil {
-			return nil, err
+		var p listReply
+		if err := l.Call(lctx, CodeList, ListRequest{Offset: ls.offset}, &p); err != nil {
+			if ctx.Err() == nil && lctx.Err() != nil {
+				return Listing{}, fmt.Errorf("%w: not finished within %s (%d entries taken, total %d, %d pages)", ErrBadListing, ls.lim.Deadline, ls.offset, ls.total, ls.pages)
+			}
+			return Listing{}, fmt.Errorf("list at offset %d: %w", ls.offset, err)
 		}
-		all = append(all, p.Recordings...)
-		if len(p.Recordings) == 0 || len(all) >= p.Total {
-			return all, nil
+		done, err := ls.add(&p)
+		if err != nil {
+			return Listing{}, err
+		}
+		if done {
+			return ls.listing(), nil
 		}
 	}
 }
@@ -237,8 +250,11 @@ func (l *Link) Auth(ctx context.Context, password string) error {
 	return l.Call(ctx, CodeAuth, AuthRequest{Password: password}, &Empty{})
 }
 
-// Delete frees one recording on the camera.
+// Delete frees one recording on the camera. A name that fails CheckName is not sent.
 func (l *Link) Delete(ctx context.Context, name string, size int64) error {
+	if err := CheckName(name); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
 	return l.Call(ctx, CodeDelete, DeleteRequest{Name: name, Size: size}, &Empty{})
 }
 

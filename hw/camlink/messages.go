@@ -89,13 +89,17 @@ type ListRequest struct {
 	Offset int `json:"offset"`
 }
 
-// ListPage is one page of recordings; Total counts all of them.
+// ListPage is one page of recordings as the camera sends it; Total counts all of them.
+// Offset, optional, echoes the request's. The dock checks each entry on its own
+// (CheckEntry) and the pages against each other (Link.List).
 type ListPage struct {
 	Total      int         `json:"total"`
+	Offset     *int        `json:"offset,omitempty"`
 	Recordings []FileEntry `json:"recordings"`
 }
 
-// FileEntry describes one recording on the camera. Mark is the officer's mark-button
+// FileEntry describes one recording on the camera. Name is its path relative to the
+// camera's storage root, '/'-separated (CheckName). Mark is the officer's mark-button
 // reason ("" when unmarked; otherwise dispute, obstruction, mass-incident or other).
 type FileEntry struct {
 	Name  string    `json:"name"`
@@ -185,25 +189,6 @@ func (s *Storage) Check() error {
 	return nil
 }
 
-// Check rejects a page whose entries could not be copied safely.
-func (p *ListPage) Check() error {
-	if p.Total < 0 || len(p.Recordings) > p.Total {
-		return fmt.Errorf("page of %d with total %d", len(p.Recordings), p.Total)
-	}
-	for _, e := range p.Recordings {
-		if !validFileName(e.Name) {
-			return fmt.Errorf("recording name %q is not a plain file name", e.Name)
-		}
-		if e.Size < 0 {
-			return fmt.Errorf("recording %s: negative size %d", e.Name, e.Size)
-		}
-		if !ValidMark(e.Mark) {
-			return fmt.Errorf("recording %s: unknown mark %q", e.Name, e.Mark)
-		}
-	}
-	return nil
-}
-
 // ValidMark reports whether m is a known mark-button reason ("" is unmarked).
 func ValidMark(m string) bool {
 	switch m {
@@ -219,20 +204,6 @@ func validName(s string) bool {
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// validFileName accepts a plain name inside the camera's storage: no separators, no
-// dot-only names, no control bytes.
-func validFileName(s string) bool {
-	if len(s) == 0 || len(s) > 200 || s == "." || s == ".." {
-		return false
-	}
-	for _, r := range s {
-		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
 			return false
 		}
 	}

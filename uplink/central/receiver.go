@@ -281,20 +281,52 @@ func (r *Receiver) Grant(ctx context.Context, dock string, g wire.GrantMsg) erro
 	return r.publish(ctx, dock, wire.TopicGrant, g)
 }
 
+// reply is central's answer to one of a dock's transfer messages: an ack or a receipt.
+type reply struct {
+	ack     *wire.AckMsg
+	receipt *wire.ReceiptMsg
+}
+
+// answer sends a reply; an ack of a chunk goes without waiting for the broker.
+func (r *Receiver) answer(ctx context.Context, dock string, a reply, async bool) error {
+	switch {
+	case a.receipt != nil:
+		return r.publish(ctx, dock, wire.TopicReceipt, *a.receipt)
+	case a.ack != nil && async && a.ack.Error == "":
+		return r.ack(dock, *a.ack)
+	case a.ack != nil:
+		return r.publish(ctx, dock, wire.TopicAck, *a.ack)
+	}
+	return nil
+}
+
 func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) error {
-	id := b.Recording.ID
-	if s, ok, err := r.o.Store.Filed(dock, id); err != nil {
+	a, err := answerBegin(r.o.Store, dock, b)
+	if err != nil {
 		return err
+	}
+	return r.answer(ctx, dock, a, false)
+}
+
+// answerBegin is central's answer to a dock's begin: the offset it holds, or, for a
+// recording the dock already filed, its receipt again.
+func answerBegin(st Storage, dock string, b wire.BeginMsg) (reply, error) {
+	id := b.Recording.ID
+	if s, ok, err := st.Filed(dock, id); err != nil {
+		return reply{}, err
 	} else if ok {
 		// Already verified: answer with the receipt again (idempotent by dock and
 		// recording id; never another dock's record).
-		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: id, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
+		return filedReceipt(s, filedAs(s, b.Size, b.SHA256)), nil
 	}
-	up, err := r.o.Store.Begin(dock, b.Transfer, b.Recording, b.Size, b.SHA256)
+	up, err := st.Begin(dock, b.Transfer, b.Recording, b.Size, b.SHA256)
+	if filed := (*FiledError)(nil); errors.As(err, &filed) {
+		return filedReceipt(filed.Stored, err), nil
+	}
 	if err != nil {
-		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()})
+		return reply{ack: &wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()}}, nil
 	}
-	return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: b.Transfer, Recording: id, Offset: up.Held})
+	return reply{ack: &wire.AckMsg{Transfer: b.Transfer, Recording: id, Offset: up.Held}}, nil
 }
 
 func (r *Receiver) chunk(ctx context.Context, dock string, c wire.Chunk) error {
@@ -309,31 +341,68 @@ func (r *Receiver) chunk(ctx context.Context, dock string, c wire.Chunk) error {
 		r.log.Info("central: receiving chunks", "dock", dock, "recording", c.Recording, "instance", r.o.ClientID)
 	}
 	r.mu.Unlock()
-	up, err := r.o.Store.Write(dock, c.Recording, c.Offset, c.Data)
+	return r.answer(ctx, dock, answerChunk(r.o.Store, dock, c), true)
+}
+
+// answerChunk stores a chunk and acknowledges the contiguous offset.
+func answerChunk(st Storage, dock string, c wire.Chunk) reply {
+	up, err := st.Write(dock, c.Recording, c.Offset, c.Data)
 	if err != nil {
-		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Recording: c.Recording, Error: err.Error()})
+		return reply{ack: &wire.AckMsg{Recording: c.Recording, Error: err.Error()}}
 	}
-	return r.ack(dock, wire.AckMsg{Transfer: up.Transfer, Recording: c.Recording, Offset: up.Held})
+	return reply{ack: &wire.AckMsg{Transfer: up.Transfer, Recording: c.Recording, Offset: up.Held}}
 }
 
 func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {
-	s, err := r.o.Store.Finish(dock, e.Recording, e.Size, e.SHA256)
-	var inc *IncompleteError
+	a, s, err := answerEnd(r.o.Store, dock, e)
 	var bad *MismatchError
+	var filed *FiledError
 	switch {
-	case errors.As(err, &inc):
-		return r.publish(ctx, dock, wire.TopicAck, wire.AckMsg{Transfer: e.Transfer, Recording: e.Recording, Offset: inc.Held, Error: "incomplete"})
 	case errors.As(err, &bad):
 		r.log.Error("central: hash mismatch", "dock", dock, "recording", e.Recording, "central", bad.SHA256, "dock_sha256", e.SHA256)
-		return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: bad.Size, SHA256: bad.SHA256, Error: "hash mismatch"})
+	case errors.As(err, &filed):
+		r.log.Error("central: other bytes for a filed recording refused", "dock", dock, "recording", e.Recording,
+			"filed_sha256", filed.Stored.SHA256, "dock_sha256", e.SHA256)
 	case err != nil:
-		return fmt.Errorf("finish %s: %w", e.Recording, err)
+		return err
+	case a.receipt != nil && a.receipt.Error == "":
+		r.mu.Lock()
+		delete(r.streams, dock+"/"+e.Recording)
+		r.mu.Unlock()
+		r.log.Info("central: recording verified", "dock", dock, "recording", e.Recording, "bytes", s.Size, "sha256", s.SHA256)
 	}
-	r.mu.Lock()
-	delete(r.streams, dock+"/"+e.Recording)
-	r.mu.Unlock()
-	r.log.Info("central: recording verified", "dock", dock, "recording", e.Recording, "bytes", s.Size, "sha256", s.SHA256)
-	return r.publish(ctx, dock, wire.TopicReceipt, wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored})
+	return r.answer(ctx, dock, a, false)
+}
+
+// filedReceipt is the receipt of a filed recording: refusing, with what was filed, other
+// bytes announced for it (err a *FiledError with Other).
+func filedReceipt(s Stored, err error) reply {
+	rc := &wire.ReceiptMsg{Recording: s.Meta.ID, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored}
+	if filed := (*FiledError)(nil); errors.As(err, &filed) && filed.Other {
+		rc.Error = "already filed with other bytes"
+	}
+	return reply{receipt: rc}
+}
+
+// answerEnd finishes an upload: the receipt, an ack of the offset held if bytes are
+// missing, or a refusal with central's hash. An error (with no reply) is central's own
+// failure; the dock sends end again.
+func answerEnd(st Storage, dock string, e wire.EndMsg) (reply, Stored, error) {
+	s, err := st.Finish(dock, e.Recording, e.Size, e.SHA256)
+	var inc *IncompleteError
+	var bad *MismatchError
+	var filed *FiledError
+	switch {
+	case errors.As(err, &filed):
+		return filedReceipt(filed.Stored, err), filed.Stored, err
+	case errors.As(err, &inc):
+		return reply{ack: &wire.AckMsg{Transfer: e.Transfer, Recording: e.Recording, Offset: inc.Held, Error: "incomplete"}}, s, nil
+	case errors.As(err, &bad):
+		return reply{receipt: &wire.ReceiptMsg{Recording: e.Recording, Size: bad.Size, SHA256: bad.SHA256, Error: "hash mismatch"}}, s, err
+	case err != nil:
+		return reply{}, s, err
+	}
+	return reply{receipt: &wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored}}, s, nil
 }
 
 // PushConfig publishes a retained desired config for dock.

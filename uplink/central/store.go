@@ -1,6 +1,7 @@
 package central
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ type Storage interface {
 	Lookup(id string) (Stored, bool, error)
 	// Begin starts dock's upload of a recording, announced at size bytes with the dock's
 	// SHA-256, or finds it begun: it reports how many contiguous bytes are already held.
+	// For a recording the dock already filed it returns a *FiledError carrying the record.
 	Begin(dock, transfer string, meta wire.RecordingMeta, size int64, sha256 string) (Upload, error)
 	// Write stores data at off in a begun upload and reports the contiguous bytes held.
 	// ErrNotBegun means there is no such upload (and no such recording verified).
@@ -48,6 +50,9 @@ type Storage interface {
 	// Finish makes a complete upload durable and compares the SHA-256 of the bytes stored
 	// with sha256 and with the one announced at Begin: it commits it as a verified
 	// recording, or returns an *IncompleteError, or a *MismatchError after discarding it.
+	// It is idempotent: a repeat, after a crash at any point too, returns the same record;
+	// one announcing other bytes than the dock filed gets a *FiledError with Other set, and
+	// what was filed is never replaced.
 	Finish(dock, id string, size int64, sha256 string) (Stored, error)
 	// List returns every verified recording, of every dock.
 	List() ([]Stored, error)
@@ -78,6 +83,30 @@ type MismatchError struct {
 
 func (e *MismatchError) Error() string { return "hash mismatch: central computed " + e.SHA256 }
 
+// FiledError is a begin or an end of a recording its dock already filed, carrying what was
+// filed: central answers with its receipt. Other reports that the message announced other
+// bytes than those filed: they are refused, and what was filed stays as it is.
+type FiledError struct {
+	Stored Stored
+	Other  bool
+}
+
+func (e *FiledError) Error() string {
+	if e.Other {
+		return fmt.Sprintf("%s already filed with other bytes (%d, sha256 %s): refused", e.Stored.Meta.ID, e.Stored.Size, e.Stored.SHA256)
+	}
+	return fmt.Sprintf("%s already filed", e.Stored.Meta.ID)
+}
+
+// filedAs is the answer to a begin or end of size bytes with hash sum for a recording
+// filed as s: nil if they are the bytes filed, a *FiledError refusing them if not.
+func filedAs(s Stored, size int64, sum string) error {
+	if s.Size == size && s.SHA256 == sum {
+		return nil
+	}
+	return &FiledError{Stored: s, Other: true}
+}
+
 // FileStore keeps recordings under a directory:
 //
 //	incoming/<dock>/<id>.part                   partial uploads
@@ -86,6 +115,12 @@ func (e *MismatchError) Error() string { return "hash mismatch: central computed
 //	recordings/<dock>/<device>/<id>.json        its metadata and hash
 //	recordings/<dock>/<device>/<id>.sha256      "hash  id", checkable with sha256sum -c
 //	index/<dock>/<id>                           device of a verified recording
+//	.<name>.tmp                                 a file being written, or left so by a crash
+//
+// A recording is filed once its index entry exists: the footage (the part linked to its
+// place), its metadata and checksum are durable before it, nothing filed is ever replaced,
+// and a crash at any step is completed by the next begin or end of it (see FileStore.file).
+// Instances sharing a FileStore must run on one machine (see bootID).
 //
 // Stores written before recordings were keyed by dock hold index/<id> and
 // recordings/<device>/<id>: those are still found, and answered to the dock that filed them.
@@ -102,7 +137,7 @@ func (f FileStore) partPath(dock, id string) string {
 	return filepath.Join(f.Dir, "incoming", dock, id+".part")
 }
 
-// filedPath is where dock's verified recording meta is kept.
+// filedPath is where dock's verified recording is filed.
 func (f FileStore) filedPath(dock string, meta wire.RecordingMeta) string {
 	return filepath.Join(f.Dir, "recordings", dock, meta.Device, meta.ID)
 }
@@ -286,12 +321,26 @@ func (f FileStore) List() ([]Stored, error) {
 	return out, nil
 }
 
-// isTemp is a file being written under a temporary name (or left so by a crash).
-func isTemp(name string) bool { return strings.HasSuffix(name, ".tmp") }
+// tmpPath is the temporary name a file is written under before it takes path's name: a
+// dot name, which no recording or dock id can be (safe), so nothing reads it as filed.
+func tmpPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+}
 
-func writeSynced(path string, b []byte) error {
-	tmp := path + ".tmp"
-	file, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+// isTemp is a file being written under a temporary name, or left so by a crash.
+func isTemp(name string) bool { return strings.HasPrefix(name, ".") }
+
+// writeNew gives path the content b, durably, never replacing what is there: b is written
+// and fsynced under a temporary name, then linked to path (link(2) fails on an existing
+// name). A path that already holds exactly b (a repeat after a crash) is left as it is; one
+// that holds anything else is an error. The caller fsyncs the directory.
+func writeNew(path string, b []byte) error {
+	tmp := tmpPath(path)
+	// A crash may have left the temporary, read-only: a new one, not that one rewritten.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	file, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o440)
 	if err != nil {
 		return err
 	}
@@ -306,7 +355,36 @@ func writeSynced(path string, b []byte) error {
 	if err := file.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	crashAt("temporary written: " + filepath.Base(path))
+	if err := os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		have, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return fmt.Errorf("%s exists: %w", path, rerr)
+		}
+		if !bytes.Equal(have, b) {
+			return fmt.Errorf("%s exists with other content: refusing to replace it", path)
+		}
+	} else if err != nil {
+		return err
+	}
+	return os.Remove(tmp)
+}
+
+// mkdirSynced makes dir and its parents, and fsyncs dir and every directory above it up to
+// and including base, so that dir's entry survives a power cut along with what is put in
+// it (whichever process created it, and even if it crashed before syncing it).
+func mkdirSynced(base, dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if err := syncPath(d); err != nil {
+			return fmt.Errorf("fsync %s: %w", d, err)
+		}
+		if d == base || d == filepath.Dir(d) || !strings.HasPrefix(d, base) {
+			return nil
+		}
+	}
 }
 
 // syncPath fsyncs a file or a directory.

@@ -1,3 +1,3 @@
-// Package hw owns the dock's slot hardware: the presence, charge-enable and LED lines of
-// each slot over periph.io GPIO. It reports what the lines say and never decides policy.
+// Package hw owns the dock's hardware drivers: each slot's presence, charge and LED lines
+// over periph.io GPIO, and opening a file on a camera's storage strictly beneath its mount.
 package hw

@@ -169,7 +169,11 @@ func (h *Harness) scriptCamera(serial string, args []string) (*sim.Camera, error
 		return nil, err
 	}
 	if load != "" {
-		return cam, cam.Load(load)
+		skipped, err := cam.Load(load)
+		for _, s := range skipped {
+			h.Log.Warn("sim: load skipped a file", "camera", serial, "path", s.Path, "why", s.Why)
+		}
+		return cam, err
 	}
 	return cam, cam.Generate(n, size, uint64(len(serial))*7919+uint64(serial[len(serial)-1]), time.Now().Add(-time.Hour), marks)
 }

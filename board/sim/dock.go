@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/creack/pty"
@@ -17,6 +20,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpioreg"
 
 	"dock/board"
+	"dock/hw"
 	"dock/hw/camlink"
 	"dock/hw/hwtest"
 )
@@ -107,45 +111,82 @@ func New(dir string, n int, log *slog.Logger) (*Dock, error) {
 	return d, nil
 }
 
-// open opens a file on a docked camera's storage, read at no more than the camera's
-// ReadRate.
+// open opens a file on a docked camera's storage as the agent reads it: strictly beneath
+// the bay's mount (hw.OpenBeneath: no link followed, regular files only), then read as the
+// camera's storage link delivers: no faster than its ReadRate, failing for its Unreadable
+// recordings, and stalling after StallAfter bytes of its first recording until closed.
 func (d *Dock) open(path string) (fs.File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
 	for _, s := range d.Slots {
-		if filepath.Dir(path) != s.mount {
+		name, ok := strings.CutPrefix(path, s.mount+string(filepath.Separator))
+		if !ok {
 			continue
+		}
+		f, err := hw.OpenBeneath(s.mount, filepath.ToSlash(name))
+		if err != nil {
+			return nil, err
 		}
 		s.mu.Lock()
 		cam := s.cam
 		s.mu.Unlock()
-		if cam != nil {
-			if rate := cam.State().ReadRate; rate > 0 {
-				return &throttled{File: f, rate: float64(rate), start: time.Now()}, nil
+		if cam == nil {
+			return f, nil
+		}
+		st := cam.State()
+		cf := &camFile{File: f, rate: float64(st.ReadRate), start: time.Now(), closed: make(chan struct{})}
+		cf.unreadable = slices.Contains(st.Unreadable, name)
+		if st.StallAfter > 0 {
+			cam.mu.Lock()
+			files := cam.recordingsLocked()
+			cam.mu.Unlock()
+			if len(files) > 0 && files[0].Name == name {
+				cf.stallAfter = st.StallAfter
 			}
 		}
+		return cf, nil
 	}
-	return f, nil
+	return nil, fmt.Errorf("open %s: on no bay's mount", path)
 }
 
-// throttled reads a file no faster than rate bytes per second on average.
-type throttled struct {
+// camFile is a file on a camera's storage as its link delivers it.
+type camFile struct {
 	*os.File
-	rate  float64
-	start time.Time
-	n     int64
+	rate       float64 // bytes per second on average, 0 for no cap
+	start      time.Time
+	n          int64
+	unreadable bool  // every read fails, as on a bad sector
+	stallAfter int64 // > 0: after this many bytes, reads wait until Close
+	closed     chan struct{}
+	closing    sync.Once
 }
 
-func (t *throttled) Read(p []byte) (int, error) {
-	p = p[:min(len(p), 256<<10)] // small steps: a smooth rate, not bursts
-	n, err := t.File.Read(p)
-	t.n += int64(n)
-	if d := time.Until(t.start.Add(time.Duration(float64(t.n) / t.rate * float64(time.Second)))); d > 0 {
-		time.Sleep(d)
+func (c *camFile) Read(p []byte) (int, error) {
+	if c.unreadable {
+		return 0, &fs.PathError{Op: "read", Path: c.Name(), Err: syscall.EIO}
+	}
+	if c.stallAfter > 0 {
+		if c.n >= c.stallAfter {
+			<-c.closed // the link died mid-transfer: nothing more comes
+			return 0, &fs.PathError{Op: "read", Path: c.Name(), Err: os.ErrClosed}
+		}
+		p = p[:min(int64(len(p)), c.stallAfter-c.n)]
+	}
+	if c.rate > 0 {
+		p = p[:min(len(p), 256<<10)] // small steps: a smooth rate, not bursts
+	}
+	n, err := c.File.Read(p)
+	c.n += int64(n)
+	if c.rate > 0 {
+		if d := time.Until(c.start.Add(time.Duration(float64(c.n) / c.rate * float64(time.Second)))); d > 0 {
+			time.Sleep(d)
+		}
 	}
 	return n, err
+}
+
+// Close ends the file and releases a read stalled on it.
+func (c *camFile) Close() error {
+	c.closing.Do(func() { close(c.closed) })
+	return c.File.Close()
 }
 
 // Board is the dock's definition, in the same form as a real board's.

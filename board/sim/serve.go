@@ -3,12 +3,9 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"dock/hw/camlink"
 )
@@ -79,7 +76,7 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 			return nil, fmt.Errorf("bad list request")
 		}
 		all := c.filesLocked()
-		page := camlink.ListPage{Total: len(all)}
+		page := camlink.ListPage{Total: len(all), Offset: &r.Offset}
 		if r.Offset < len(all) {
 			end := min(r.Offset+listPageSize, len(all))
 			page.Recordings = all[r.Offset:end]
@@ -99,8 +96,8 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 			}
 			s.exposed = true
 			if c.st.GrowsDuringCopy {
-				if files := c.filesLocked(); len(files) > 0 {
-					go grow(filepath.Join(c.Footage(), files[0].Name))
+				if files := c.recordingsLocked(); len(files) > 0 {
+					go grow(c.path(files[0].Name))
 				}
 			}
 		}
@@ -113,12 +110,12 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 		if !s.exposed {
 			return nil, fmt.Errorf("storage locked: authenticate first")
 		}
-		if _, known := c.st.Files[r.Name]; !known || filepath.Base(r.Name) != r.Name {
+		if _, known := c.st.Files[r.Name]; !known || camlink.CheckName(r.Name) != nil {
 			return nil, fmt.Errorf("no recording %q", r.Name)
 		}
-		path := filepath.Join(c.Footage(), r.Name)
-		info, err := os.Stat(path)
-		if err != nil {
+		path := c.path(r.Name)
+		info, err := os.Lstat(path)
+		if err != nil || !info.Mode().IsRegular() {
 			return nil, fmt.Errorf("no recording %q", r.Name)
 		}
 		if info.Size()+c.st.LieSize != r.Size {
@@ -152,66 +149,24 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 	return nil, fmt.Errorf("unknown command %s", req.Code)
 }
 
-// exposeLocked makes the storage appear at mount: a link to the footage directory, or,
-// when some recordings are unreadable, a directory of links in which those point at
-// something that fails to read (as a bad sector would).
+// exposeLocked makes the storage appear at mount: a link to the footage directory, so the
+// dock sees the camera's whole tree (folders, files the camera does not list, symbolic
+// links) and a deleted recording is gone from it. What a storage link does on reading
+// (a rate cap, unreadable recordings, a stall) is done by the dock's opener (Dock.open).
 func (c *Camera) exposeLocked(mount string) error {
 	_ = os.RemoveAll(mount)
-	if len(c.st.Unreadable) == 0 && c.st.StallAfter == 0 {
-		return os.Symlink(c.Footage(), mount)
-	}
-	if err := os.MkdirAll(mount, 0o755); err != nil {
-		return err
-	}
-	bad := map[string]bool{}
-	for _, n := range c.st.Unreadable {
-		bad[n] = true
-	}
-	stalled := ""
-	if c.st.StallAfter > 0 {
-		for _, f := range c.filesLocked() {
-			stalled = f.Name
-			break
-		}
-	}
-	for name := range c.st.Files {
-		if name == stalled {
-			if err := stallingFile(filepath.Join(mount, name), filepath.Join(c.Footage(), name), c.st.StallAfter); err != nil {
-				return err
-			}
+	for name, target := range c.st.Symlinks {
+		if _, err := os.Lstat(c.path(name)); err == nil {
 			continue
 		}
-		target := filepath.Join(c.Footage(), name)
-		if bad[name] {
-			target = c.dir // a directory: opens, but every read fails
+		if err := os.MkdirAll(filepath.Dir(c.path(name)), 0o755); err != nil {
+			return err
 		}
-		if err := os.Symlink(target, filepath.Join(mount, name)); err != nil {
+		if err := os.Symlink(target, c.path(name)); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// stallingFile serves the first n bytes of src through a FIFO at path, then holds the
-// FIFO open without writing: a reader blocks as on a storage link that died mid-transfer.
-func stallingFile(path, src string, n int64) error {
-	if err := unix.Mkfifo(path, 0o644); err != nil {
-		return err
-	}
-	go func() {
-		w, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return
-		}
-		f, err := os.Open(src)
-		if err == nil {
-			_, _ = io.CopyN(w, f, n)
-			f.Close()
-		}
-		time.Sleep(time.Hour) // never finishes; the simulator's exit closes it
-		w.Close()
-	}()
-	return nil
+	return os.Symlink(c.Footage(), mount)
 }
 
 // grow appends to a file for a while, as a camera still recording into it.

@@ -204,3 +204,45 @@ func TestReadRateCapsStorage(t *testing.T) {
 		t.Fatalf("2 MiB read in %s: faster than the camera's 8 MiB/s", took)
 	}
 }
+
+// A camera's storage is read strictly beneath the bay's mount: a symbolic link on the
+// camera, wherever it points, is not followed, not even to the camera's own footage.
+func TestStorageFollowsNoLinks(t *testing.T) {
+	d := newDock(t, 1)
+	cam, err := NewCamera(t.TempDir(), DefaultCamera("CAM-L", "OF", "U"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cam.Put("VID_0001.MP4", []byte("footage"), FileMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "dock-secret")
+	if err := os.WriteFile(secret, []byte("the dock's own file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"OUT.MP4": secret, "IN.MP4": "VID_0001.MP4"} {
+		if err := os.Symlink(target, filepath.Join(cam.Footage(), name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Dock(0, cam); err != nil {
+		t.Fatal(err)
+	}
+	if err := link(t, d, 0).Auth(context.Background(), "000000"); err != nil {
+		t.Fatal(err)
+	}
+	mount := d.Board().Slots[0].Mount
+	for _, name := range []string{"OUT.MP4", "IN.MP4"} {
+		f, err := d.Board().Open(filepath.Join(mount, name))
+		if err == nil {
+			b, _ := io.ReadAll(f)
+			f.Close()
+			t.Errorf("%s opened through a link, read %q", name, b)
+		}
+	}
+	f, err := d.Board().Open(filepath.Join(mount, "VID_0001.MP4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}

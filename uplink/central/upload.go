@@ -309,7 +309,11 @@ func (u *lockedUpload) durable() checkpoint {
 // *FiledError with the record, having completed a filing a crash interrupted.
 func (f FileStore) Begin(dock, transfer string, meta wire.RecordingMeta, size int64, sum string) (Upload, error) {
 	if size < 0 {
-		return Upload{}, fmt.Errorf("begin %s: negative size", meta.ID)
+		return Upload{}, fmt.Errorf("begin %s: negative size", quoteShort(meta.ID))
+	}
+	// The device names the directory it is filed in: refused now, not at the end.
+	if err := errors.Join(safe(dock), safe(meta.ID), safe(meta.Device)); err != nil {
+		return Upload{}, fmt.Errorf("begin: %w", err)
 	}
 	u, err := f.lock(dock, meta.ID, true)
 	if err != nil {

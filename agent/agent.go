@@ -122,7 +122,10 @@ func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *
 		a.sender.OnVerified = func(r queue.Recording) {
 			a.metrics.verified.Inc()
 			a.metrics.verifiedBytes.Add(float64(r.Size))
+			a.uploadUnstuck(r.ID) // also after a restart, when the sender forgot it was stuck
 		}
+		a.sender.OnStuck = a.uploadStuck
+		a.sender.OnUnstuck = a.uploadUnstuck
 	}
 	return a, nil
 }
@@ -420,6 +423,31 @@ func (a *Agent) integrityFault(id string, r wire.ReceiptMsg) {
 	a.metrics.integrityFault.Inc()
 	rec, _ := a.store.Get(id)
 	a.raise(-1, a.cfg.Dock, health.Verdict{Code: "integrity", Detail: fmt.Sprintf("central receipt for %s: sha256 %s size %d error %q; dock has %s size %d", id, r.SHA256, r.Size, r.Error, rec.SHA256, rec.Size)})
+}
+
+// codeUploadStuck is a recording whose transfers keep failing; the fault is the
+// recording's (its Device is the recording id), so the camera stays in service.
+const codeUploadStuck health.Code = "upload-stuck"
+
+// uploadStuck raises upload-stuck for a recording the sender has failed to upload again
+// and again; it goes on retrying it, apart from the others.
+func (a *Agent) uploadStuck(id string, attempts int, lastErr error) {
+	rec, _ := a.store.Get(id)
+	a.raise(-1, id, health.Verdict{Code: codeUploadStuck, Detail: fmt.Sprintf("recording %s (camera %s, %q, %d bytes) failed %d uploads in a row, last: %v; retried apart from the others",
+		id, rec.Device, rec.Name, rec.Size, attempts, lastErr)})
+}
+
+// uploadUnstuck clears a recording's upload-stuck fault once it is verified or gone.
+func (a *Agent) uploadUnstuck(id string) {
+	fid := health.FaultID(id, codeUploadStuck)
+	a.mu.RLock()
+	f, ok := a.faults[fid]
+	a.mu.RUnlock()
+	if ok && f.State != health.Cleared {
+		if err := a.faultEvent(fid, health.EvClear, "dock: recording verified by central"); err != nil {
+			a.log.Error("clear upload-stuck", "recording", id, "err", err)
+		}
+	}
 }
 
 // alertLoop sends each open fault's alert until maintenance acknowledges it.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -419,6 +420,7 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 	s.mu.Lock()
 	s.storageErr = ""
 	s.mu.Unlock()
+	s.refusedEntries(id.Serial, listing)
 	readErrors, kept, left := 0, 0, 0
 	var lastErr, lastReadErr error
 	defer func() {
@@ -433,7 +435,7 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 			why = fmt.Sprintf("the camera refused to delete %d: %v", refused, lastErr)
 		}
 		s.mu.Lock()
-		s.readErrors, s.readWhy, s.leftOn, s.leftWhy = readErrors, readWhy, left, why
+		s.readErrors, s.readWhy, s.leftOn, s.leftWhy = readErrors, readWhy, left+len(listing.Refused), why
 		s.mu.Unlock()
 	}()
 	if len(files) == 0 {
@@ -498,6 +500,12 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 			if ctx.Err() == nil && s.lines.Presence.Read() == gpio.Low {
 				return // pulled out: the session ends, nothing is the camera's fault
 			}
+			if errors.Is(err, hw.ErrRefusedPath) {
+				// A link or a file that is not regular: refused like a bad listing entry.
+				s.refusedEntries(id.Serial, camlink.Listing{Refused: []camlink.Refused{{Name: f.Name, Why: err.Error()}}})
+				left, kept = left+1, kept+1 // kept: the dock's choice, under its own fault
+				continue
+			}
 			if ctx.Err() == nil {
 				s.log.Error("offload", "recording", f.Name, "err", err)
 				readErrors, lastReadErr = readErrors+1, err
@@ -512,6 +520,33 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		}
 		frees <- freeing{name: f.Name, size: f.Size, rid: rid, sha: rec.SHA256, state: rec.State}
 	}
+}
+
+// refusedEntries reports the entries of a camera's listing that failed the dock's
+// checks: each is written to the ledger and named in the camera's storage-entry-refused
+// fault, an advisory one: the camera stays in service and its other recordings are
+// offloaded. The refused entries stay on the camera.
+func (s *slot) refusedEntries(device string, listing camlink.Listing) {
+	var detail []string
+	for _, r := range listing.Refused {
+		why := fmt.Sprintf("listing entry %q refused, left on the camera: %s", r.Name, r.Why)
+		s.log.Warn("camera listing entry refused", "entry", fmt.Sprintf("%q", r.Name), "why", r.Why)
+		s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: device, Detail: why})
+		if len(detail) < 10 {
+			detail = append(detail, fmt.Sprintf("%q: %s", r.Name, r.Why))
+		}
+	}
+	if listing.Truncated != "" {
+		s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: device, Detail: "listing cut short, the rest stays on the camera for the next docking: " + listing.Truncated})
+	}
+	if len(listing.Refused) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("%d entries of the camera's listing refused and left on it: %s", len(listing.Refused), strings.Join(detail, "; "))
+	if len(listing.Refused) > len(detail) {
+		msg += fmt.Sprintf("; and %d more (see the ledger)", len(listing.Refused)-len(detail))
+	}
+	s.a.raise(s.index, device, health.Verdict{Code: health.EntryRefused, Detail: msg})
 }
 
 // freeing is a camera copy to delete: the dock's copy of it is durable.
@@ -620,18 +655,20 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 		}
 		s.a.spaceReturned()
 	}
-	path := filepath.Join(s.def.Mount, f.Name)
-	before, _ := os.Stat(path)
+	// Opened strictly beneath the mount, never through a link, regular files only: a
+	// camera reaches nothing beyond its own files.
+	path := filepath.Join(s.def.Mount, filepath.FromSlash(f.Name))
 	open := s.a.board.Open
 	if open == nil {
-		open = func(p string) (fs.File, error) { return os.Open(p) }
+		open = func(string) (fs.File, error) { return hw.OpenBeneath(s.def.Mount, f.Name) }
 	}
 	src, err := open(path)
 	if err != nil {
-		s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: "open on camera: " + err.Error()})
+		s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: fmt.Sprintf("open %q on camera: %v", f.Name, err)})
 		return queue.Recording{}, fmt.Errorf("open %s: %w", f.Name, err)
 	}
 	defer src.Close()
+	before, _ := src.Stat()
 	rec := queue.Recording{
 		ID: rid, Name: f.Name, Device: id.Serial, Officer: officer, Team: settings.Team,
 		Start: f.Start, End: f.End, Size: f.Size, Class: queue.Patrol, Hold: f.Mark, ClockDrift: drift,
@@ -672,7 +709,7 @@ var errChangedDuringCopy = errors.New("file changed on the camera during copy")
 
 // changed reports whether the file at path is no longer what before described.
 func changed(before os.FileInfo, path string) bool {
-	after, err := os.Stat(path)
+	after, err := os.Lstat(path)
 	if before == nil || err != nil {
 		return before != nil || err == nil
 	}

@@ -72,4 +72,9 @@ func (f Fault) NeedsAlert(now time.Time, every time.Duration) bool {
 }
 
 // OutOfService reports whether the fault keeps its device out of service.
-func (f Fault) OutOfService() bool { return f.State != Cleared }
+func (f Fault) OutOfService() bool { return f.State != Cleared && !Advisory(f.Code) }
+
+// Advisory reports whether faults of code are for maintenance to see but leave the device
+// in service: nothing about them makes the camera unsafe to use or the rest of its
+// footage unsafe to take.
+func Advisory(c Code) bool { return c == EntryRefused }

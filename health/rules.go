@@ -23,6 +23,9 @@ const (
 	NotEmptied        Code = "not-emptied"        // the camera leaves the dock with footage on it
 	CameraFull        Code = "camera-full"        // storage full of footage the dock could not take: it records nothing
 	StorageUnreadable Code = "storage-unreadable" // the camera's storage cannot be opened or listed
+	// EntryRefused: an entry of the camera's listing failed the dock's checks (a bad name,
+	// a link, a size out of range); it stays on the camera, the others are offloaded.
+	EntryRefused Code = "storage-entry-refused"
 )
 
 // Thresholds are the rule limits; central sets them by config.

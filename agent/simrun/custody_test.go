@@ -7,12 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"dock/board/sim"
+	"dock/health"
+	"dock/queue"
 	"dock/uplink/central"
+	"dock/uplink/wire"
 )
 
 // copyKey is one camera file version as custody follows it: whose, what, which bytes.
@@ -172,4 +177,73 @@ func TestImplausibleDockClockSetsNoCameraClock(t *testing.T) {
 	if f := faultOf(h, "clock-unverified"); f.ID == "" || !strings.Contains(f.Detail, "1970") {
 		t.Errorf("clock-unverified fault: %+v", f)
 	}
+}
+
+// beginRefusing is central's store refusing every begin of one recording until fixed.
+type beginRefusing struct {
+	central.Storage
+	id    string
+	fixed atomic.Bool
+}
+
+func (b *beginRefusing) Begin(dock, transfer string, meta wire.RecordingMeta, size int64, sha string) (central.Upload, error) {
+	if meta.ID == b.id && !b.fixed.Load() {
+		return central.Upload{}, errors.New("refused by the test")
+	}
+	return b.Storage.Begin(dock, transfer, meta, size, sha)
+}
+
+// A recording central keeps refusing raises upload-stuck naming it, while every other
+// recording of the camera reaches central; once central takes it, the fault clears.
+func TestStuckUploadRaisesAFaultAndClears(t *testing.T) {
+	dir := t.TempDir()
+	ctx, h := startHarness(t, 120*time.Second, Options{Dir: dir, Slots: 1, NoCentral: true, Log: testLog(t)})
+	cam, want, err := h.NewCamera("CAM-U", "OF-U", 4, 40_000, 9, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f0 := cam.Files()[0]
+	bad := queue.RecordingID("CAM-U", f0.Name, f0.Start, f0.Size)
+	store := &beginRefusing{Storage: central.FileStore{Dir: filepath.Join(dir, "central")}, id: bad}
+	rcv, err := central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-stuck", Store: store, SigningKey: h.CentralKey}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	_ = h.Dock.Dock(0, cam)
+	others := Footage{}
+	for id, s := range want {
+		if id != bad {
+			others[id] = s
+		}
+	}
+	if err := WaitCentral(ctx, store, others); err != nil {
+		t.Fatal(err)
+	}
+	fid := health.FaultID(bad, "upload-stuck")
+	if err := WaitFor(ctx, "upload-stuck raised", func() bool { return faultByID(h, fid).State != "" }); err != nil {
+		t.Fatal(err)
+	}
+	if f := faultByID(h, fid); !strings.Contains(f.Detail, "refused by the test") || !strings.Contains(f.Detail, f0.Name) {
+		t.Errorf("upload-stuck detail names neither the error nor the file: %q", f.Detail)
+	}
+	if faults := h.Agent.Faults(); len(faults) != 1 {
+		t.Errorf("faults %+v, want only upload-stuck (the camera stays in service)", faults)
+	}
+	store.fixed.Store(true)
+	if err := WaitCentral(ctx, store, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(ctx, "upload-stuck cleared", func() bool { return faultByID(h, fid).State == health.Cleared }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func faultByID(h *Harness, id string) health.Fault {
+	for _, f := range h.Agent.Faults() {
+		if f.ID == id {
+			return f
+		}
+	}
+	return health.Fault{}
 }

@@ -302,18 +302,27 @@ func (r *Receiver) answer(ctx context.Context, dock string, a reply, async bool)
 
 func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) error {
 	a, err := answerBegin(r.o.Store, dock, b)
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		r.log.Error("central: begin failed, the dock is told why and retries", "dock", dock, "recording", b.Recording.ID, "err", err)
+	case a.receipt != nil && a.receipt.Error != "":
+		r.log.Error("central: other bytes for a filed recording refused", "dock", dock, "recording", b.Recording.ID,
+			"filed_sha256", a.receipt.SHA256, "dock_sha256", b.SHA256)
 	}
 	return r.answer(ctx, dock, a, false)
 }
 
 // answerBegin is central's answer to a dock's begin: the offset it holds, or, for a
-// recording the dock already filed, its receipt again.
+// recording the dock already filed, its receipt again. A begin central fails on (err) is
+// answered too, with an ack whose error names the reason: the dock fails the transfer and
+// tries it again after its backoff, and reports the recording stuck if that goes on.
 func answerBegin(st Storage, dock string, b wire.BeginMsg) (reply, error) {
 	id := b.Recording.ID
+	refuse := func(err error) (reply, error) {
+		return reply{ack: &wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()}}, err
+	}
 	if s, ok, err := st.Filed(dock, id); err != nil {
-		return reply{}, err
+		return refuse(err)
 	} else if ok {
 		// Already verified: answer with the receipt again (idempotent by dock and
 		// recording id; never another dock's record).
@@ -324,7 +333,7 @@ func answerBegin(st Storage, dock string, b wire.BeginMsg) (reply, error) {
 		return filedReceipt(filed.Stored, err), nil
 	}
 	if err != nil {
-		return reply{ack: &wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()}}, nil
+		return refuse(err)
 	}
 	return reply{ack: &wire.AckMsg{Transfer: b.Transfer, Recording: id, Offset: up.Held}}, nil
 }
@@ -364,7 +373,7 @@ func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {
 		r.log.Error("central: other bytes for a filed recording refused", "dock", dock, "recording", e.Recording,
 			"filed_sha256", filed.Stored.SHA256, "dock_sha256", e.SHA256)
 	case err != nil:
-		return err
+		r.log.Error("central: end failed, the dock is told why and retries", "dock", dock, "recording", e.Recording, "err", err)
 	case a.receipt != nil && a.receipt.Error == "":
 		r.mu.Lock()
 		delete(r.streams, dock+"/"+e.Recording)
@@ -385,8 +394,9 @@ func filedReceipt(s Stored, err error) reply {
 }
 
 // answerEnd finishes an upload: the receipt, an ack of the offset held if bytes are
-// missing, or a refusal with central's hash. An error (with no reply) is central's own
-// failure; the dock sends end again.
+// missing, or a refusal with central's hash. Central's own failure (err, none of those) is
+// answered with an ack whose error names the reason: the dock fails the transfer and
+// tries it again after its backoff (begin, then end), and reports it stuck if that goes on.
 func answerEnd(st Storage, dock string, e wire.EndMsg) (reply, Stored, error) {
 	s, err := st.Finish(dock, e.Recording, e.Size, e.SHA256)
 	var inc *IncompleteError
@@ -400,7 +410,7 @@ func answerEnd(st Storage, dock string, e wire.EndMsg) (reply, Stored, error) {
 	case errors.As(err, &bad):
 		return reply{receipt: &wire.ReceiptMsg{Recording: e.Recording, Size: bad.Size, SHA256: bad.SHA256, Error: "hash mismatch"}}, s, err
 	case err != nil:
-		return reply{}, s, err
+		return reply{ack: &wire.AckMsg{Transfer: e.Transfer, Recording: e.Recording, Error: err.Error()}}, s, err
 	}
 	return reply{receipt: &wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored}}, s, nil
 }

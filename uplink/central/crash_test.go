@@ -97,7 +97,7 @@ func (r recording) end() wire.EndMsg {
 func send(st Storage, dock string, r recording) (wire.ReceiptMsg, error) {
 	var last error
 	for attempt := 0; attempt < 3; attempt++ {
-		a, err := answerBegin(st, dock, r.begin())
+		a, err := answerBegin(st, testLimits, dock, r.begin())
 		if err != nil {
 			return wire.ReceiptMsg{}, fmt.Errorf("begin: %w", err)
 		}
@@ -113,7 +113,7 @@ func send(st Storage, dock string, r recording) (wire.ReceiptMsg, error) {
 			if end <= held {
 				continue
 			}
-			c := answerChunk(st, dock, wire.Chunk{Recording: r.meta.ID, Offset: off, Data: r.data[off:end]})
+			c := answerChunk(st, testLimits, dock, wire.Chunk{Recording: r.meta.ID, Offset: off, Data: r.data[off:end]})
 			if c.ack.Error != "" {
 				return wire.ReceiptMsg{}, fmt.Errorf("chunk at %d answered %q", off, c.ack.Error)
 			}
@@ -149,7 +149,7 @@ func checkFiled(t *testing.T, dir, dock string, r recording, rc wire.ReceiptMsg)
 	if err != nil || e.receipt == nil || !sameReceipt(*e.receipt, rc) {
 		t.Fatalf("repeated end answered %+v %+v (%v), want the same receipt %+v", e.ack, e.receipt, err, rc)
 	}
-	b, err := answerBegin(st, dock, r.begin())
+	b, err := answerBegin(st, testLimits, dock, r.begin())
 	if err != nil || b.receipt == nil || !sameReceipt(*b.receipt, rc) {
 		t.Fatalf("repeated begin answered %+v %+v (%v), want the same receipt %+v", b.ack, b.receipt, err, rc)
 	}
@@ -448,7 +448,7 @@ func TestPowerCutResumesFromTheLastSync(t *testing.T) {
 	bootID = "the boot after the power cut"
 
 	st = FileStore{Dir: dir}
-	a, err := answerBegin(st, dock, r.begin())
+	a, err := answerBegin(st, testLimits, dock, r.begin())
 	if err != nil || a.ack == nil || a.ack.Offset != 32<<10 {
 		t.Fatalf("begin after the power cut answered %+v %+v (%v), want an ack at the sync point %d", a.ack, a.receipt, err, 32<<10)
 	}

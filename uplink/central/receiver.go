@@ -41,6 +41,9 @@ type Options struct {
 	Window    int
 	RateBytes int64
 	Workers   int
+	// Limits bound what docks can make the receiver hold (zero fields take their
+	// defaults): see Limits.
+	Limits
 }
 
 // Receiver is one central receiver instance.
@@ -52,13 +55,8 @@ type Receiver struct {
 	shards []chan mqttconn.Message
 
 	mu       sync.Mutex
-	streams  map[string]bool // dock/recording whose chunks this instance has seen
-	granted  map[string]time.Time
-	alerts   map[string]wire.AlertMsg
-	reported map[string]wire.ReportedMsg
-	status   map[string]wire.StatusMsg
-	ledger   map[string][]json.RawMessage
-	health   map[string][]wire.HealthMsg // by device, across docks
+	docks    *lru[string, *dockState]       // at most MaxDocks
+	health   *lru[string, []wire.HealthMsg] // by device, across docks; at most MaxDevices
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	received atomic.Int64 // chunk bytes received, repeats included
@@ -66,20 +64,8 @@ type Receiver struct {
 
 // Start connects and begins receiving. It returns once subscribed.
 func Start(ctx context.Context, o Options, log *slog.Logger) (*Receiver, error) {
-	if o.ChunkSize == 0 {
-		o.ChunkSize = 1 << 20 // measured: 4x the throughput of 256 KiB through mosquitto
-	}
-	if o.Window == 0 {
-		o.Window = 32 // measured: 16 left the dock waiting on acknowledgements (bench-uplink 12 % slower)
-	}
-	if o.Workers == 0 {
-		o.Workers = 4
-	}
-	if o.ClientID == "" {
-		o.ClientID = "central"
-	}
-	r := &Receiver{o: o, log: log, streams: map[string]bool{}, granted: map[string]time.Time{},
-		alerts: map[string]wire.AlertMsg{}, reported: map[string]wire.ReportedMsg{}, status: map[string]wire.StatusMsg{}, ledger: map[string][]json.RawMessage{}, health: map[string][]wire.HealthMsg{}}
+	r := newReceiver(o, log)
+	o = r.o
 	filter := wire.DockRoot + "/+/#"
 	if o.Share != "" {
 		filter = "$share/" + o.Share + "/" + filter
@@ -103,7 +89,55 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Receiver, error) 
 	}
 	r.wg.Add(1)
 	go r.route(ctx)
+	if o.IncomingExpiry > 0 {
+		r.wg.Add(1)
+		go r.sweep(ctx)
+	}
 	return r, nil
+}
+
+// newReceiver is a receiver with o's defaults filled in, not yet connected.
+func newReceiver(o Options, log *slog.Logger) *Receiver {
+	if o.ChunkSize == 0 {
+		o.ChunkSize = 1 << 20 // measured: 4x the throughput of 256 KiB through mosquitto
+	}
+	if o.Window == 0 {
+		o.Window = 32 // measured: 16 left the dock waiting on acknowledgements (bench-uplink 12 % slower)
+	}
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
+	if o.ClientID == "" {
+		o.ClientID = "central"
+	}
+	o.Limits = o.Limits.withDefaults(o.ChunkSize)
+	return &Receiver{o: o, log: log, docks: newLRU[string, *dockState](o.MaxDocks), health: newLRU[string, []wire.HealthMsg](o.MaxDevices)}
+}
+
+// sweep removes uploads idle longer than IncomingExpiry, every SweepEvery.
+func (r *Receiver) sweep(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(r.o.SweepEvery)
+	defer t.Stop()
+	for {
+		exp, err := r.o.Store.Expire(time.Now().Add(-r.o.IncomingExpiry))
+		for _, p := range exp {
+			if p.Filing {
+				r.log.Warn("central: idle upload was verified: filed", "dock", p.Dock, "recording", p.ID, "bytes", p.Size, "idle_since", p.Touched)
+				continue
+			}
+			r.log.Warn("central: idle upload expired, part and state removed; the dock sends it again from the start",
+				"dock", p.Dock, "recording", p.ID, "held", p.Held, "size", p.Size, "idle_since", p.Touched, "expiry", r.o.IncomingExpiry)
+		}
+		if err != nil {
+			r.log.Error("central: sweeping idle uploads", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops the receiver.
@@ -147,21 +181,22 @@ func (r *Receiver) work(ctx context.Context, in <-chan mqttconn.Message) {
 	for m := range in {
 		dock, leaf, _ := wire.SplitTopic(wire.DockRoot, m.Topic)
 		if err := r.handle(ctx, dock, leaf, m.Payload); err != nil {
-			r.log.Warn("central: bad message", "dock", dock, "topic", leaf, "err", err)
+			r.log.Warn("central: bad message", "dock", clip(dock, maxIDLen), "topic", clip(leaf, maxIDLen), "err", err)
 		}
 	}
 }
 
 func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) error {
+	if err := safe(dock); err != nil {
+		return fmt.Errorf("dock id: %w", err) // nothing kept of a dock no dock can be
+	}
 	switch leaf {
 	case wire.TopicStatus:
 		var s wire.StatusMsg
 		if err := json.Unmarshal(p, &s); err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.status[dock] = s
-		r.mu.Unlock()
+		r.noteStatus(dock, s)
 		if s.State == "online" {
 			// A dock that (re)appears, or one this receiver just learned of from the
 			// retained status: let it upload what it holds.
@@ -180,10 +215,7 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 		if err := json.Unmarshal(p, &a); err != nil {
 			return err
 		}
-		r.mu.Lock()
-		_, seen := r.alerts[dock+"/"+a.ID]
-		r.alerts[dock+"/"+a.ID] = a
-		r.mu.Unlock()
+		a, seen := r.noteAlert(dock, a)
 		if !seen {
 			r.log.Warn("central: fault alert", "dock", dock, "device", a.Device, "code", a.Code, "detail", a.Detail)
 		}
@@ -192,26 +224,22 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 		if err := json.Unmarshal(p, &rep); err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.reported[dock] = rep
-		r.mu.Unlock()
+		rep = r.noteReported(dock, rep)
 		r.log.Info("central: dock config", "dock", dock, "version", rep.Version, "status", rep.Status, "reason", rep.Reason)
 	case wire.TopicHealth:
 		var hm wire.HealthMsg
 		if err := json.Unmarshal(p, &hm); err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.health[hm.Device] = append(r.health[hm.Device], hm)
-		r.mu.Unlock()
+		if err := r.noteHealth(hm); err != nil {
+			return fmt.Errorf("health: %w", err)
+		}
 	case wire.TopicLedger:
 		var l wire.LedgerMsg
 		if err := json.Unmarshal(p, &l); err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.ledger[dock] = append(r.ledger[dock], l.Entries...)
-		r.mu.Unlock()
+		r.noteLedger(dock, l.Entries)
 	case wire.TopicBegin:
 		var b wire.BeginMsg
 		if err := json.Unmarshal(p, &b); err != nil {
@@ -262,21 +290,25 @@ func (r *Receiver) grant(ctx context.Context, dock string) error {
 		return nil
 	}
 	r.mu.Lock()
-	last := r.granted[dock]
-	if time.Since(last) < 2*time.Second {
+	d := r.state(dock)
+	if time.Since(d.granted) < 2*time.Second {
 		r.mu.Unlock()
 		return nil
 	}
-	r.granted[dock] = time.Now()
+	d.granted = time.Now()
 	r.mu.Unlock()
 	g := wire.GrantMsg{ID: fmt.Sprintf("g%d", time.Now().UnixNano()), ChunkSize: r.o.ChunkSize, Window: r.o.Window, RateBytes: r.o.RateBytes}
 	return r.publish(ctx, dock, wire.TopicGrant, g)
 }
 
-// Grant publishes the office's own grant (a pause or a revocation too) to dock.
+// Grant publishes the office's own grant (a pause or a revocation too) to dock. A chunk
+// size past MaxChunk is refused: central would refuse the chunks.
 func (r *Receiver) Grant(ctx context.Context, dock string, g wire.GrantMsg) error {
 	if err := g.Check(); err != nil {
 		return err
+	}
+	if !g.Revoked && g.ChunkSize > r.o.MaxChunk {
+		return fmt.Errorf("grant chunk size %d past this receiver's MaxChunk %d", g.ChunkSize, r.o.MaxChunk)
 	}
 	return r.publish(ctx, dock, wire.TopicGrant, g)
 }
@@ -285,6 +317,7 @@ func (r *Receiver) Grant(ctx context.Context, dock string, g wire.GrantMsg) erro
 type reply struct {
 	ack     *wire.AckMsg
 	receipt *wire.ReceiptMsg
+	err     error // why a chunk was refused
 }
 
 // answer sends a reply; an ack of a chunk goes without waiting for the broker.
@@ -301,10 +334,10 @@ func (r *Receiver) answer(ctx context.Context, dock string, a reply, async bool)
 }
 
 func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) error {
-	a, err := answerBegin(r.o.Store, dock, b)
+	a, err := answerBegin(r.o.Store, r.o.Limits, dock, b)
 	switch {
 	case err != nil:
-		r.log.Error("central: begin failed, the dock is told why and retries", "dock", dock, "recording", b.Recording.ID, "err", err)
+		r.log.Error("central: begin failed, the dock is told why and retries", "dock", dock, "recording", clip(b.Recording.ID, maxIDLen), "err", err)
 	case a.receipt != nil && a.receipt.Error != "":
 		r.log.Error("central: other bytes for a filed recording refused", "dock", dock, "recording", b.Recording.ID,
 			"filed_sha256", a.receipt.SHA256, "dock_sha256", b.SHA256)
@@ -315,8 +348,9 @@ func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) erro
 // answerBegin is central's answer to a dock's begin: the offset it holds, or, for a
 // recording the dock already filed, its receipt again. A begin central fails on (err) is
 // answered too, with an ack whose error names the reason: the dock fails the transfer and
-// tries it again after its backoff, and reports the recording stuck if that goes on.
-func answerBegin(st Storage, dock string, b wire.BeginMsg) (reply, error) {
+// tries it again after its backoff, and reports the recording stuck if that goes on. So is
+// a new upload past the dock's limits (lim.admit): the dock tries again later.
+func answerBegin(st Storage, lim Limits, dock string, b wire.BeginMsg) (reply, error) {
 	id := b.Recording.ID
 	refuse := func(err error) (reply, error) {
 		return reply{ack: &wire.AckMsg{Transfer: b.Transfer, Recording: id, Error: err.Error()}}, err
@@ -327,6 +361,12 @@ func answerBegin(st Storage, dock string, b wire.BeginMsg) (reply, error) {
 		// Already verified: answer with the receipt again (idempotent by dock and
 		// recording id; never another dock's record).
 		return filedReceipt(s, filedAs(s, b.Size, b.SHA256)), nil
+	}
+	if err := errors.Join(safe(dock), safe(id)); err != nil {
+		return refuse(err)
+	}
+	if err := lim.admit(st, dock, b); err != nil {
+		return refuse(err)
 	}
 	up, err := st.Begin(dock, b.Transfer, b.Recording, b.Size, b.SHA256)
 	if filed := (*FiledError)(nil); errors.As(err, &filed) {
@@ -340,21 +380,22 @@ func answerBegin(st Storage, dock string, b wire.BeginMsg) (reply, error) {
 
 func (r *Receiver) chunk(ctx context.Context, dock string, c wire.Chunk) error {
 	r.received.Add(int64(len(c.Data)))
-	r.mu.Lock()
-	key := dock + "/" + c.Recording
-	if !r.streams[key] {
-		if len(r.streams) > 10000 {
-			clear(r.streams)
-		}
-		r.streams[key] = true
+	if safe(c.Recording) == nil && r.firstChunk(dock, c.Recording) {
 		r.log.Info("central: receiving chunks", "dock", dock, "recording", c.Recording, "instance", r.o.ClientID)
 	}
-	r.mu.Unlock()
-	return r.answer(ctx, dock, answerChunk(r.o.Store, dock, c), true)
+	a := answerChunk(r.o.Store, r.o.Limits, dock, c)
+	if a.ack != nil && errors.Is(a.err, ErrLimit) {
+		r.log.Warn("central: chunk refused", "dock", dock, "recording", clip(c.Recording, maxIDLen), "err", a.err)
+	}
+	return r.answer(ctx, dock, a, true)
 }
 
-// answerChunk stores a chunk and acknowledges the contiguous offset.
-func answerChunk(st Storage, dock string, c wire.Chunk) reply {
+// answerChunk stores a chunk and acknowledges the contiguous offset. A chunk longer than
+// the granted chunk size (lim.MaxChunk) is refused with an error, and nothing of it kept.
+func answerChunk(st Storage, lim Limits, dock string, c wire.Chunk) reply {
+	if err := lim.checkChunk(c); err != nil {
+		return reply{ack: &wire.AckMsg{Recording: c.Recording, Error: err.Error()}, err: err}
+	}
 	up, err := st.Write(dock, c.Recording, c.Offset, c.Data)
 	if err != nil {
 		return reply{ack: &wire.AckMsg{Recording: c.Recording, Error: err.Error()}}
@@ -373,11 +414,9 @@ func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {
 		r.log.Error("central: other bytes for a filed recording refused", "dock", dock, "recording", e.Recording,
 			"filed_sha256", filed.Stored.SHA256, "dock_sha256", e.SHA256)
 	case err != nil:
-		r.log.Error("central: end failed, the dock is told why and retries", "dock", dock, "recording", e.Recording, "err", err)
+		r.log.Error("central: end failed, the dock is told why and retries", "dock", dock, "recording", clip(e.Recording, maxIDLen), "err", err)
 	case a.receipt != nil && a.receipt.Error == "":
-		r.mu.Lock()
-		delete(r.streams, dock+"/"+e.Recording)
-		r.mu.Unlock()
+		r.streamDone(dock, e.Recording)
 		r.log.Info("central: recording verified", "dock", dock, "recording", e.Recording, "bytes", s.Size, "sha256", s.SHA256)
 	}
 	return r.answer(ctx, dock, a, false)
@@ -439,32 +478,6 @@ func (r *Receiver) Command(ctx context.Context, dock string, c wire.CommandMsg) 
 	return r.publish(ctx, dock, wire.TopicCommand, c)
 }
 
-// Alerts returns the latest alert of every fault seen, by dock/fault id.
-func (r *Receiver) Alerts() map[string]wire.AlertMsg {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]wire.AlertMsg, len(r.alerts))
-	for k, v := range r.alerts {
-		out[k] = v
-	}
-	return out
-}
-
-// Reported returns a dock's last config report.
-func (r *Receiver) Reported(dock string) (wire.ReportedMsg, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.reported[dock]
-	return v, ok
-}
-
-// Ledger returns the ledger entries a dock exported, in arrival order.
-func (r *Receiver) Ledger(dock string) []json.RawMessage {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]json.RawMessage(nil), r.ledger[dock]...)
-}
-
 // BytesReceived counts chunk bytes received since start, repeats included.
 func (r *Receiver) BytesReceived() int64 { return r.received.Load() }
 
@@ -472,13 +485,6 @@ func (r *Receiver) BytesReceived() int64 { return r.received.Load() }
 func (r *Receiver) Progress(dock, id string) int64 {
 	up, _, _ := r.o.Store.Held(dock, id)
 	return up.Held
-}
-
-// Health returns a device's health samples from every dock, in arrival order.
-func (r *Receiver) Health(device string) []wire.HealthMsg {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]wire.HealthMsg(nil), r.health[device]...)
 }
 
 // Store is the receiver's storage.

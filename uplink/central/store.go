@@ -56,6 +56,12 @@ type Storage interface {
 	Finish(dock, id string, size int64, sha256 string) (Stored, error)
 	// List returns every verified recording, of every dock.
 	List() ([]Stored, error)
+	// Incoming lists dock's uploads in progress, for the receiver's per-dock Limits.
+	Incoming(dock string) ([]InProgress, error)
+	// Expire removes every upload in progress untouched (no begin, no chunk stored) since
+	// before, its part and its state, and reports them. One verified and interrupted while
+	// filing is filed instead, never removed.
+	Expire(before time.Time) ([]InProgress, error)
 }
 
 // Upload is an upload in progress as every receiver instance sees it.

@@ -279,7 +279,7 @@ func summary(h *simrun.Harness, want simrun.Footage, perCam map[string]simrun.Fo
 	} else {
 		fmt.Printf("ledger: %d entries, hash chain verified; %d exported to central\n", n, len(h.Central.Ledger("dock-demo-1")))
 	}
-	fmt.Printf("check it yourself: (cd %s && for d in */; do (cd $d && sha256sum --quiet -c *.sha256) && echo \"$d verified\"; done)\n", filepath.Join(dir, "central", "recordings"))
+	fmt.Printf("check it yourself: (cd %s && for d in */*/; do (cd $d && sha256sum --quiet -c *.sha256) && echo \"$d verified\"; done)\n", filepath.Join(dir, "central", "recordings"))
 
 	ok := len(missing) == 0 && len(corrupt) == 0 && lerr == nil
 	fmt.Println()

@@ -131,53 +131,79 @@ func (l *Link) Close() error {
 
 // Call sends code with req as its payload and decodes the reply into resp.
 func (l *Link) Call(ctx context.Context, code Code, req, resp any) error {
+	return l.call(ctx, code, req, resp, l.timeout, nil)
+}
+
+// errBadReply marks an attempt whose reply came but could not be used: worth another.
+var errBadReply = errors.New("unusable reply")
+
+// call makes up to 1 + retries attempts of a request, each waiting timeout for its reply.
+// overdue, if set, runs after an attempt went unanswered, outside the request lock; if it
+// reports the request's effect is already there, call ends without error.
+func (l *Link) call(ctx context.Context, code Code, req, resp any, timeout time.Duration, overdue func(context.Context) bool) error {
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", code, err)
 	}
-	l.callMu.Lock()
-	defer l.callMu.Unlock()
 	var lastErr error = ErrNoReply
 	for attempt := 0; attempt <= l.retries; attempt++ {
-		l.seq++
-		seq := l.seq
-		frame, err := AppendFrame(nil, Frame{Code: code, Seq: seq, Payload: payload})
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", code, err)
-		}
-		if _, err := l.port.Write(frame); err != nil {
-			return fmt.Errorf("write %s: %w: %w", code, ErrClosed, err)
-		}
-		reply, err := l.await(ctx, seq)
-		if err == nil {
-			if reply.Code == CodeError {
-				var e ErrorReply
-				_ = json.Unmarshal(reply.Payload, &e)
-				return &RemoteError{Code: code, Message: e.Message}
-			}
-			if reply.Code != code.Reply() {
-				lastErr = fmt.Errorf("%s: reply code %s", code, reply.Code)
-				continue
-			}
-			if err := Decode(reply.Payload, resp); err != nil {
-				lastErr = fmt.Errorf("%s reply: %w", code, err)
-				continue
-			}
+		err := l.attempt(ctx, code, payload, resp, timeout)
+		switch {
+		case err == nil:
 			return nil
-		}
-		if !errors.Is(err, ErrNoReply) {
-			return fmt.Errorf("%s: %w", code, err)
+		case errors.Is(err, errBadReply):
+			lastErr = err
+			continue
+		case !errors.Is(err, ErrNoReply):
+			return err
 		}
 		l.log.Debug("camera reply overdue", "command", code.String(), "attempt", attempt+1)
-		l.mu.Lock()
-		l.resync = true
-		l.mu.Unlock()
+		if overdue != nil && overdue(ctx) {
+			return nil
+		}
 	}
 	return fmt.Errorf("%s after %d attempts: %w", code, l.retries+1, lastErr)
 }
 
-func (l *Link) await(ctx context.Context, seq uint8) (Frame, error) {
-	t := time.NewTimer(l.timeout)
+// attempt sends one request and waits up to timeout for its reply.
+func (l *Link) attempt(ctx context.Context, code Code, payload []byte, resp any, timeout time.Duration) error {
+	l.callMu.Lock()
+	defer l.callMu.Unlock()
+	l.seq++
+	seq := l.seq
+	frame, err := AppendFrame(nil, Frame{Code: code, Seq: seq, Payload: payload})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", code, err)
+	}
+	if _, err := l.port.Write(frame); err != nil {
+		return fmt.Errorf("write %s: %w: %w", code, ErrClosed, err)
+	}
+	reply, err := l.await(ctx, seq, timeout)
+	if err != nil {
+		if errors.Is(err, ErrNoReply) {
+			l.mu.Lock()
+			l.resync = true
+			l.mu.Unlock()
+			return err
+		}
+		return fmt.Errorf("%s: %w", code, err)
+	}
+	if reply.Code == CodeError {
+		var e ErrorReply
+		_ = json.Unmarshal(reply.Payload, &e)
+		return &RemoteError{Code: code, Message: e.Message}
+	}
+	if reply.Code != code.Reply() {
+		return fmt.Errorf("%s: reply code %s: %w", code, reply.Code, errBadReply)
+	}
+	if err := Decode(reply.Payload, resp); err != nil {
+		return fmt.Errorf("%s reply: %w: %w", code, errBadReply, err)
+	}
+	return nil
+}
+
+func (l *Link) await(ctx context.Context, seq uint8, timeout time.Duration) (Frame, error) {
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
 		select {
@@ -255,7 +281,38 @@ func (l *Link) Delete(ctx context.Context, name string, size int64) error {
 	if err := CheckName(name); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	return l.Call(ctx, CodeDelete, DeleteRequest{Name: name, Size: size}, &Empty{})
+	// An unanswered delete may still have happened (a large file on a slow card takes
+	// its time, or the reply was lost): the camera's listing says, before another attempt
+	// that would be refused for a file already gone.
+	gone := func(ctx context.Context) bool {
+		listing, err := l.List(ctx, ListLimits{})
+		if err != nil || listing.Truncated != "" {
+			return false
+		}
+		for _, f := range listing.Files {
+			if f.Name == name {
+				return false
+			}
+		}
+		for _, r := range listing.Refused {
+			if r.Name == name {
+				return false
+			}
+		}
+		l.log.Info("camera delete went unanswered, but the file is gone", "name", name, "size", size)
+		return true
+	}
+	return l.call(ctx, CodeDelete, DeleteRequest{Name: name, Size: size}, &Empty{}, DeleteTimeout(l.timeout, size), gone)
+}
+
+// deleteRate is the slowest rate at which a camera's card is expected to free a file:
+// deleting a long recording from a FAT or exFAT card walks its whole cluster chain.
+const deleteRate = 1 << 30 // bytes per second
+
+// DeleteTimeout is how long one attempt to delete a file of size bytes waits for the
+// camera's answer: the link's timeout, plus a second per GiB.
+func DeleteTimeout(timeout time.Duration, size int64) time.Duration {
+	return timeout + time.Duration(max(size, 0)/deleteRate)*time.Second
 }
 
 // SetClock sets the camera's clock to now and returns its drift before the change.

@@ -350,3 +350,55 @@ func FuzzListing(f *testing.F) {
 		}
 	})
 }
+
+// A card frees a large file slowly, or the answer to a delete is lost: the dock waits
+// longer for a larger file, and an unanswered delete is checked against the camera's
+// listing before it is tried again (a second try would be refused for a file already
+// gone) or reported as failed.
+func TestDeleteOfALargeFileWaitsAndChecks(t *testing.T) {
+	const big = 3 << 30
+	tests := []struct {
+		name    string
+		replyIn time.Duration // how long the camera takes to answer a delete; <0: never
+		deletes bool          // whether the file is gone after the first request
+		ok      bool
+	}{
+		{"slow card, answer within the size's allowance", 1500 * time.Millisecond, true, true},
+		{"answer lost, file gone", -1, true, true},
+		{"answer lost, file still there", -1, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := []FileEntry{{Name: "DCIM/100MEDIA/BIG.MP4", Size: big}, {Name: "DCIM/100MEDIA/SMALL.MP4", Size: 10}}
+			requests := 0
+			l := fakeCamera(t, func(req Frame) (any, bool) {
+				switch req.Code {
+				case CodeDelete:
+					requests++
+					if requests > 1 {
+						return json.RawMessage(nil), false
+					}
+					if tc.deletes {
+						files = files[1:]
+					}
+					if tc.replyIn < 0 {
+						return nil, false
+					}
+					time.Sleep(tc.replyIn)
+					return Empty{}, true
+				case CodeList:
+					off := listOffset(t, req)
+					return camera(files, 50)(off), true
+				}
+				return nil, false
+			})
+			err := l.Delete(context.Background(), "DCIM/100MEDIA/BIG.MP4", big)
+			if (err == nil) != tc.ok {
+				t.Fatalf("delete = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	if d := DeleteTimeout(time.Second, 8<<30); d != 9*time.Second {
+		t.Errorf("DeleteTimeout(1s, 8 GiB) = %s, want 9s", d)
+	}
+}

@@ -220,6 +220,10 @@ func (a *Agent) intake(ctx context.Context) {
 				a.note(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("command %s refused: %v", c.Kind, err)})
 			}
 		case r := <-a.up.Rejects():
+			if r.Config != nil {
+				a.configRefused(ctx, *r.Config, r.Err) // its seal: central hears why
+				continue
+			}
 			a.note(queue.Event{Kind: queue.EvInput, Detail: fmt.Sprintf("message on %s rejected: %v", r.Topic, r.Err)})
 		}
 	}
@@ -283,17 +287,61 @@ func (a *Agent) rollbackIfCutOff(downSince time.Time, rollbackAfter time.Duratio
 	return true
 }
 
-// checkSignature refuses a config that central did not sign: the broker connection being
-// authenticated is not enough.
+// checkSignature refuses a config that central did not sign for this dock, or that has
+// expired: the broker connection being authenticated is not enough. The uplink checked
+// the seal already; this is the agent's own word on what it applies.
 func (a *Agent) checkSignature(m wire.ConfigMsg) error {
 	key := a.cfg.centralKey()
 	if key == nil {
 		return fmt.Errorf("no central_key configured: configs cannot be verified, none is accepted")
 	}
-	return m.Verify(key)
+	if err := wire.Open(&m, key, a.cfg.Dock); err != nil {
+		return err
+	}
+	if now := a.now(); m.Expires.IsZero() || !now.Before(m.Expires) {
+		return fmt.Errorf("config expired at %s (now %s)", m.Expires.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	return nil
 }
 
+// configRefused records and reports a config the uplink refused for its seal.
+func (a *Agent) configRefused(ctx context.Context, m wire.ConfigMsg, err error) {
+	a.mu.RLock()
+	active := a.settings.Version
+	a.mu.RUnlock()
+	a.log.Warn("config rejected", "version", m.Version, "reason", err)
+	a.note(queue.Event{Kind: queue.EvConfig, Detail: fmt.Sprintf("rejected version %d: %v", m.Version, err)})
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rep := wire.ReportedMsg{Version: m.Version, Status: "rejected", Reason: err.Error(), Active: active, Time: a.now()}
+	if err := a.up.ReportConfig(pctx, rep); err != nil {
+		a.log.Warn("config report not sent", "err", err)
+	}
+}
+
+// custodyCommands change custody of footage or of a device: they must name who ordered
+// them (By), which the ledger records.
+var custodyCommands = map[string]bool{"release-hold": true, "clear-fault": true, "repair-fault": true, "ack-fault": true}
+
+// command applies one of central's commands, which the uplink let through sealed for this
+// dock. Its Seq must be above the last command's taken, persisted (document "seen",
+// "command") before the command runs, so a command captured off the broker and published
+// again is refused across restarts too.
 func (a *Agent) command(c wire.CommandMsg) error {
+	var seen uint64
+	if _, err := a.store.GetDoc("seen", "command", &seen); err != nil {
+		return err
+	}
+	if c.Seq <= seen {
+		return fmt.Errorf("replayed: seq %d not above the last command's %d", c.Seq, seen)
+	}
+	if custodyCommands[c.Kind] && c.By == "" {
+		return fmt.Errorf("%s without who ordered it (by)", c.Kind)
+	}
+	// Each kind's own ledger entry names who ordered it (fault, hold, spot check).
+	if err := a.store.PutDoc("seen", "command", c.Seq); err != nil {
+		return err
+	}
 	switch c.Kind {
 	case "ack-fault":
 		return a.faultEvent(c.Fault, health.EvAck, c.By)
@@ -304,7 +352,7 @@ func (a *Agent) command(c wire.CommandMsg) error {
 	case "sample":
 		return a.sample(c)
 	case "release-hold":
-		if _, err := a.store.ReleaseHold(c.Recording); err != nil {
+		if _, err := a.store.ReleaseHold(c.Recording, c.By); err != nil {
 			return err
 		}
 		r, err := a.store.Get(c.Recording)

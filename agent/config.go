@@ -130,6 +130,10 @@ func (c Config) centralKey() ed25519.PublicKey {
 	return b
 }
 
+// CentralPublicKey is central's public key (central_key), which every message from
+// central must be signed with (uplink.Options.CentralKey); nil when none is configured.
+func (c Config) CentralPublicKey() ed25519.PublicKey { return c.centralKey() }
+
 // LoadConfig reads a JSON config file over the defaults.
 func LoadConfig(path string) (Config, error) {
 	c := DefaultConfig()

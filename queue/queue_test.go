@@ -384,7 +384,7 @@ func TestFreeOnlyAfterMatchingReceiptAndHoldRelease(t *testing.T) {
 	if err := s.Free("held"); err == nil {
 		t.Fatal("freed a held recording before central released it")
 	}
-	if _, err := s.ReleaseHold("held"); err != nil {
+	if _, err := s.ReleaseHold("held", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Free("held"); err != nil {

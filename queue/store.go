@@ -531,8 +531,9 @@ func (s *Store) Verify(id, sha string, size int64) (Recording, error) {
 	}, Event{Kind: EvVerified, Device: r.Device, Recording: id, Detail: "central receipt sha256 " + sha})
 }
 
-// ReleaseHold records central's release of a hold, making a verified recording freeable.
-func (s *Store) ReleaseHold(id string) (Recording, error) {
+// ReleaseHold records central's release of a hold, ordered by by, making a verified
+// recording freeable.
+func (s *Store) ReleaseHold(id, by string) (Recording, error) {
 	var out Recording
 	err := s.update(func(b *batch) error {
 		r, err := getRec(b, id)
@@ -542,7 +543,7 @@ func (s *Store) ReleaseHold(id string) (Recording, error) {
 		r.Released = true
 		out = r
 		return b.putRec(r)
-	}, Event{Kind: EvHold, Recording: id, Detail: "hold released by central"})
+	}, Event{Kind: EvHold, Recording: id, Detail: fmt.Sprintf("hold released by central, ordered by %q", by)})
 	return out, err
 }
 

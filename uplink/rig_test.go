@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -14,12 +15,22 @@ import (
 	"dock/queue"
 	"dock/uplink/central"
 	"dock/uplink/mqtttest"
+	"dock/uplink/wire"
 )
 
 // The tests here run the real parts: mosquitto, a Badger queue in a temporary directory,
 // the dock's Uplink and Sender, and central's reference receiver over a file store.
 
 const dockName = "d1"
+
+// centralPub and centralKey are central's signing key pair in these tests.
+var centralPub, centralKey, _ = ed25519.GenerateKey(nil)
+
+// sealed is m sealed for dockName with central's key and Seq seq.
+func sealed(m wire.Sealed, seq uint64) wire.Sealed {
+	wire.SealFor(m, dockName, seq, centralKey)
+	return m
+}
 
 func testLog() *slog.Logger {
 	if testing.Verbose() {
@@ -66,6 +77,9 @@ func startCentral(t *testing.T, ctx context.Context, b *mqtttest.Broker, store c
 		store = central.FileStore{Dir: filepath.Join(t.TempDir(), "central")}
 	}
 	o.Broker, o.ClientID, o.Store = b.URL, "office", store
+	if o.SigningKey == nil {
+		o.SigningKey = centralKey
+	}
 	r, err := central.Start(ctx, o, testLog())
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +91,7 @@ func startCentral(t *testing.T, ctx context.Context, b *mqtttest.Broker, store c
 // dialDock starts the dock's session and waits until it is subscribed.
 func dialDock(t *testing.T, ctx context.Context, b *mqtttest.Broker) *Uplink {
 	t.Helper()
-	u, err := Dial(ctx, Options{Broker: b.URL, Dock: dockName, Version: "test"}, testLog())
+	u, err := Dial(ctx, Options{Broker: b.URL, Dock: dockName, Version: "test", CentralKey: centralPub}, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}

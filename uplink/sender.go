@@ -107,6 +107,9 @@ func retryDelay(lo, hi time.Duration, failures int) time.Duration {
 	return min(d, hi)
 }
 
+// ErrEarlyReceipt means a receipt named a recording central has not acknowledged whole.
+var ErrEarlyReceipt = errors.New("uplink: receipt for a recording not uploaded whole")
+
 // errStopped means central paused or revoked the grant, or its window closed, mid-recording:
 // the lease is released and central keeps what it acknowledged.
 var errStopped = errors.New("uplink: grant paused, revoked or expired")
@@ -598,6 +601,19 @@ func (s *Sender) settle(ctx context.Context, id string, r wire.ReceiptMsg) (fini
 			s.OnIntegrity(id, r)
 		}
 		return false, fmt.Errorf("central refused %s: %s", id, r.Error)
+	}
+	// A receipt applies only to a recording this dock uploaded whole and central
+	// acknowledged to the last byte (the sender persists that before it sends end), or
+	// one already verified: no receipt frees footage central was never sent.
+	cur, err := s.src.Get(id)
+	if err != nil {
+		return false, err
+	}
+	if cur.State != queue.Verified && cur.State != queue.Freed && cur.Acked != cur.Size {
+		err := fmt.Errorf("%w: %s (%d of %d bytes acknowledged)", ErrEarlyReceipt, id, cur.Acked, cur.Size)
+		s.log.Warn("uplink: receipt refused", "recording", id, "err", err)
+		offer(s.u.rejects, Rejected{Topic: wire.CentralTopic(s.u.o.Dock, wire.TopicReceipt), Err: err})
+		return false, err
 	}
 	rec, err := s.src.Verify(id, r.SHA256, r.Size)
 	if err != nil {

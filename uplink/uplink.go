@@ -4,8 +4,10 @@ package uplink
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -24,6 +26,10 @@ type Options struct {
 	Password string
 	TLS      *tls.Config
 	Version  string
+	// CentralKey is central's Ed25519 public key (the agent's central_key). Every message
+	// from central must be signed with it and sealed for Dock (wire.Open); without it
+	// nothing from central is accepted.
+	CentralKey ed25519.PublicKey
 }
 
 // Uplink is the dock's MQTT session.
@@ -59,6 +65,8 @@ type Uplink struct {
 type Rejected struct {
 	Topic string
 	Err   error
+	// Config is a config refused here (its seal), so the agent can report it to central.
+	Config *wire.ConfigMsg
 }
 
 // Dial starts the session: it returns at once and keeps connecting in the background, with
@@ -126,7 +134,25 @@ func (u *Uplink) Commands() <-chan wire.CommandMsg { return u.commands }
 // Rejects delivers central messages that could not be parsed, for the ledger.
 func (u *Uplink) Rejects() <-chan Rejected { return u.rejects }
 
+// ErrStale means a grant or command is not newer than the last of its kind the dock took:
+// a replay.
+var ErrStale = errors.New("not newer than the last accepted")
+
+// fresh accepts seq if it is above *last, and records it.
+func fresh(kind string, seq uint64, last *uint64) error {
+	if seq <= *last {
+		return fmt.Errorf("%w %s: seq %d, last %d", ErrStale, kind, seq, *last)
+	}
+	*last = seq
+	return nil
+}
+
 func (u *Uplink) route() {
+	// The last grant and command taken, this session: a grant or command captured off the
+	// broker and published again is refused (grants need no more: a restarted dock waits
+	// for a new grant, and an old one replayed to it is at worst what central once let it
+	// do; the agent persists the last command's).
+	var lastGrant, lastCommand uint64
 	for {
 		var m mqttconn.Message
 		select {
@@ -134,45 +160,68 @@ func (u *Uplink) route() {
 			return
 		case m = <-u.conn.Inbox():
 		}
-		_, leaf, ok := wire.SplitTopic(wire.CentralRoot, m.Topic)
+		dock, leaf, ok := wire.SplitTopic(wire.CentralRoot, m.Topic)
 		if !ok {
 			continue
 		}
+		// open decodes a message and lets it through only if central signed it for this
+		// dock (DESIGN.md, invariant 8): whoever else can publish on the broker reaches no
+		// consumer. The topic's dock must be ours too (the subscription makes it so).
+		open := func(v wire.Sealed) error {
+			if err := json.Unmarshal(m.Payload, v); err != nil {
+				return err
+			}
+			if u.o.CentralKey == nil {
+				return fmt.Errorf("no central_key configured: messages from central cannot be verified, none is accepted")
+			}
+			if dock != u.o.Dock {
+				return fmt.Errorf("%w: topic of dock %q", wire.ErrOtherDock, dock)
+			}
+			return wire.Open(v, u.o.CentralKey, u.o.Dock)
+		}
 		var err error
+		var refused *wire.ConfigMsg
 		switch leaf {
 		case wire.TopicGrant:
 			var g wire.GrantMsg
-			if err = json.Unmarshal(m.Payload, &g); err == nil {
+			if err = open(&g); err == nil {
 				if err = g.Check(); err == nil {
-					u.grantBox.put(g) // a new grant replaces one not yet taken
+					if err = fresh("grant", g.Seq, &lastGrant); err == nil {
+						u.grantBox.put(g) // a new grant replaces one not yet taken
+					}
 				}
 			}
 		case wire.TopicAck:
 			var a wire.AckMsg
-			if err = json.Unmarshal(m.Payload, &a); err == nil {
+			if err = open(&a); err == nil {
 				offer(u.acks, a)
 			}
 		case wire.TopicReceipt:
 			var r wire.ReceiptMsg
-			if err = json.Unmarshal(m.Payload, &r); err == nil {
+			if err = open(&r); err == nil {
 				u.receiptBox.put(r)
 			}
 		case wire.TopicConfig:
 			var c wire.ConfigMsg
-			if err = json.Unmarshal(m.Payload, &c); err == nil {
-				u.configBox.put(c)
+			if err = open(&c); err == nil {
+				u.configBox.put(c) // Version orders configs; the agent checks it and Expires
+			} else if c.Version != 0 {
+				refused = &c
 			}
 		case wire.TopicCommand:
 			var c wire.CommandMsg
-			if err = json.Unmarshal(m.Payload, &c); err == nil {
-				u.commandBox.put(c)
+			if err = open(&c); err == nil {
+				// The agent checks Seq against the last command it persisted too.
+				if err = fresh("command", c.Seq, &lastCommand); err == nil {
+					u.commandBox.put(c)
+				}
 			}
 		default:
 			err = fmt.Errorf("unknown topic")
 		}
 		if err != nil {
 			u.log.Warn("uplink: rejected message from central", "topic", m.Topic, "err", err)
-			offer(u.rejects, Rejected{Topic: m.Topic, Err: err})
+			offer(u.rejects, Rejected{Topic: m.Topic, Err: err, Config: refused})
 		}
 	}
 }

@@ -85,12 +85,13 @@ func TestGrantBurstEndsInLastState(t *testing.T) {
 func sendBurst(t *testing.T, ctx context.Context, office *mqttconn.Conn, n int, endPaused bool) {
 	t.Helper()
 	var grants [][]byte
+	base := uint64(time.Now().UnixNano()) // above central's own grants' Seq so far
 	for i := range n {
 		paused := (n-1-i)%2 == 0 // ..., resume, pause
 		if !endPaused {
 			paused = !paused // ..., pause, resume
 		}
-		p, _ := json.Marshal(wire.GrantMsg{ID: fmt.Sprintf("g-%03d", i), ChunkSize: grantChunk, Window: grantWindow, RateBytes: grantRate, Paused: paused})
+		p, _ := json.Marshal(sealed(&wire.GrantMsg{ID: fmt.Sprintf("g-%03d", i), ChunkSize: grantChunk, Window: grantWindow, RateBytes: grantRate, Paused: paused}, base+uint64(i)))
 		grants = append(grants, p)
 	}
 	burst(t, ctx, office, wire.TopicGrant, grants)
@@ -111,7 +112,7 @@ func TestCentralMessagesKeepOrder(t *testing.T) {
 	}{
 		{"commands", wire.TopicCommand,
 			func(i int) any {
-				return wire.CommandMsg{Kind: []string{"ack-fault", "repair-fault"}[i%2], Fault: fmt.Sprintf("CAM-%d/battery", i)}
+				return sealed(&wire.CommandMsg{Kind: []string{"ack-fault", "repair-fault"}[i%2], Fault: fmt.Sprintf("CAM-%d/battery", i)}, uint64(i+1))
 			},
 			func(u *Uplink) <-chan int {
 				out := make(chan int)
@@ -127,7 +128,7 @@ func TestCentralMessagesKeepOrder(t *testing.T) {
 				return out
 			}},
 		{"configs", wire.TopicConfig,
-			func(i int) any { return wire.ConfigMsg{Version: int64(i), Team: "T1"} },
+			func(i int) any { return sealed(&wire.ConfigMsg{Version: int64(i), Team: "T1"}, uint64(i+1)) },
 			func(u *Uplink) <-chan int {
 				out := make(chan int)
 				go func() {

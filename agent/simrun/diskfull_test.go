@@ -79,7 +79,7 @@ func TestDiskFullPausesOffloadAndResumes(t *testing.T) {
 	}
 
 	// Central comes up: receipts free the spool, offload resumes, everything arrives.
-	rcv, err := central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-late", Store: central.FileStore{Dir: filepath.Join(base, "central")}}, h.Log)
+	rcv, err := central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-late", Store: central.FileStore{Dir: filepath.Join(base, "central")}, SigningKey: h.CentralKey}, h.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

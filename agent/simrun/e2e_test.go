@@ -322,7 +322,7 @@ func TestSampleRequestGoesFirst(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rcv, err := central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-late", Store: central.FileStore{Dir: filepath.Join(dir, "central")}}, quietLog())
+	rcv, err := central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "central-late", Store: central.FileStore{Dir: filepath.Join(dir, "central")}, SigningKey: h.CentralKey}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

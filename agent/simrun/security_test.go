@@ -126,7 +126,8 @@ func TestForgedReceiptFreesNothing(t *testing.T) {
 	if err := attacker.Publish(ctx, wire.CentralTopic("dock-sim-1", wire.TopicReceipt), 1, false, forged); err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitFor(ctx, "integrity fault", func() bool { return faultOf(h, "integrity").Code != "" }); err != nil {
+	// Unsigned, it reaches nothing that could act on it (DESIGN.md, invariant 8).
+	if err := WaitFor(ctx, "forged receipt rejected", func() bool { return ledgerHas(h, queue.EvInput, "receipt rejected") }); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := h.Store.Get(id); got.State != queue.Spooled {
@@ -135,7 +136,7 @@ func TestForgedReceiptFreesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.Store.Spool().Dir(), id+".rec")); err != nil {
 		t.Error("the spool copy is gone after a forged receipt")
 	}
-	if !ledgerHas(h, queue.EvRejected, id) && !ledgerHas(h, queue.EvRejected, "receipt sha256") {
+	if !ledgerHas(h, queue.EvInput, "receipt rejected: signature invalid") {
 		t.Error("no ledger entry for the rejected receipt")
 	}
 }

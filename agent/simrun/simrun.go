@@ -31,9 +31,13 @@ type Options struct {
 	Slots  int
 	Dock   string
 	Broker string // MQTT URL; empty starts the embedded broker on loopback
-	// NoCentral leaves the central receiver out (it runs elsewhere).
+	// NoCentral leaves the central receiver out (it runs elsewhere: it must then sign
+	// with CentralKey, or the dock refuses everything it sends).
 	NoCentral bool
-	Log       *slog.Logger
+	// CentralKey is central's signing key, whose public half the agent trusts (nil: a new
+	// one for this run, in Harness.CentralKey).
+	CentralKey ed25519.PrivateKey
+	Log        *slog.Logger
 	// Config adjusts the agent's configuration before start.
 	Config func(*agent.Config)
 	// SpoolRate caps the spool's write rate in bytes per second, a slow disk such as an SD
@@ -54,7 +58,7 @@ type Harness struct {
 	Agent     *agent.Agent
 	Central   *central.Receiver
 	Log       *slog.Logger
-	// CentralKey signs configs; the agent trusts its public half.
+	// CentralKey signs everything central sends the dock; the agent trusts its public half.
 	CentralKey ed25519.PrivateKey
 
 	cancel context.CancelFunc
@@ -74,8 +78,10 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 	}
 	h = &Harness{Dir: o.Dir, BrokerURL: o.Broker, Log: o.Log}
 	var pub ed25519.PublicKey
-	pub, h.CentralKey, err = ed25519.GenerateKey(nil)
-	if err != nil {
+	if o.CentralKey != nil {
+		h.CentralKey = o.CentralKey
+		pub = o.CentralKey.Public().(ed25519.PublicKey)
+	} else if pub, h.CentralKey, err = ed25519.GenerateKey(nil); err != nil {
 		return h, err
 	}
 	defer func() {
@@ -122,7 +128,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 		return h, err
 	}
 	h.Store.Spool().Throttle(o.SpoolRate)
-	h.Uplink, err = uplink.Dial(ctx, uplink.Options{Broker: h.BrokerURL, Dock: cfg.Dock, Version: agent.Version}, o.Log.With("component", "uplink"))
+	h.Uplink, err = uplink.Dial(ctx, uplink.Options{Broker: h.BrokerURL, Dock: cfg.Dock, Version: agent.Version, CentralKey: cfg.CentralPublicKey()}, o.Log.With("component", "uplink"))
 	if err != nil {
 		return h, err
 	}

@@ -31,7 +31,7 @@ func TestPauseAndRevokeStopMidRecording(t *testing.T) {
 				t.Fatal(err)
 			}
 			rcv, err := central.Start(ctx, central.Options{Broker: h.BrokerURL, ClientID: "office", ManualGrants: true,
-				Store: central.FileStore{Dir: filepath.Join(dir, "central")}}, quietLog())
+				Store: central.FileStore{Dir: filepath.Join(dir, "central")}, SigningKey: h.CentralKey}, quietLog())
 			if err != nil {
 				t.Fatal(err)
 			}

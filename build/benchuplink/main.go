@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
@@ -57,14 +58,18 @@ func run(broker, src, dir string, chunk, window int, cut float64, cpuprofile str
 	if err != nil {
 		return err
 	}
-	rcv, err := central.Start(ctx, central.Options{Broker: broker, ClientID: "bench-central", Store: central.FileStore{Dir: filepath.Join(dir, "central")}, ChunkSize: chunk, Window: window}, log)
+	pub, signer, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	rcv, err := central.Start(ctx, central.Options{Broker: broker, ClientID: "bench-central", Store: central.FileStore{Dir: filepath.Join(dir, "central")}, ChunkSize: chunk, Window: window, SigningKey: signer}, log)
 	if err != nil {
 		return err
 	}
 	defer rcv.Close()
 
 	session := func(ctx context.Context) (*uplink.Uplink, context.CancelFunc) {
-		u, err := uplink.Dial(ctx, uplink.Options{Broker: broker, Dock: "bench-dock"}, log)
+		u, err := uplink.Dial(ctx, uplink.Options{Broker: broker, Dock: "bench-dock", CentralKey: pub}, log)
 		if err != nil {
 			panic(err)
 		}

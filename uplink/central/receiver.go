@@ -31,7 +31,9 @@ type Options struct {
 	// so that several receivers split the docks' traffic, one recording's chunks too; they
 	// must then share one Storage. A dock resends what a killed instance never acknowledged.
 	Share string
-	// SigningKey signs every pushed config (Ed25519).
+	// SigningKey signs every message to a dock, sealed for it (grants, acks, receipts,
+	// configs, commands: see wire.Seal; Ed25519, the docks' central_key is its public
+	// half). Without it docks refuse everything central sends.
 	SigningKey ed25519.PrivateKey
 	// ManualGrants leaves every grant to the office (Receiver.Grant); otherwise the
 	// receiver grants any dock that comes online or announces a backlog.
@@ -263,7 +265,7 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 }
 
 func (r *Receiver) publish(ctx context.Context, dock, leaf string, v any) error {
-	b, err := json.Marshal(v)
+	b, err := r.encode(dock, v) // sealed for dock
 	if err != nil {
 		return err
 	}
@@ -276,7 +278,7 @@ func (r *Receiver) publish(ctx context.Context, dock, leaf string, v any) error 
 // are cumulative, so a lost one is made good by the next, or by the dock's resend after
 // 3 s without progress; waiting would put a broker round trip in every chunk's path.
 func (r *Receiver) ack(dock string, a wire.AckMsg) error {
-	b, err := json.Marshal(a)
+	b, err := r.encode(dock, a) // sealed for dock
 	if err != nil {
 		return err
 	}
@@ -454,10 +456,14 @@ func answerEnd(st Storage, dock string, e wire.EndMsg) (reply, Stored, error) {
 	return reply{receipt: &wire.ReceiptMsg{Recording: e.Recording, Size: s.Size, SHA256: s.SHA256, Stored: s.Stored}}, s, nil
 }
 
-// PushConfig publishes a retained desired config for dock.
+// PushConfig publishes a retained desired config for dock, sealed for it and expiring
+// after ConfigTTL unless c sets its own Expires.
 func (r *Receiver) PushConfig(ctx context.Context, dock string, c wire.ConfigMsg) error {
+	if c.Expires.IsZero() {
+		c.Expires = time.Now().Add(ConfigTTL).UTC().Truncate(time.Second)
+	}
 	if r.o.SigningKey != nil {
-		c.Sign(r.o.SigningKey)
+		wire.SealFor(&c, dock, nextSeq(), r.o.SigningKey)
 	}
 	return r.PublishConfig(ctx, dock, c)
 }
@@ -473,7 +479,7 @@ func (r *Receiver) PublishConfig(ctx context.Context, dock string, c wire.Config
 	return r.conn.Publish(ctx, wire.CentralTopic(dock, wire.TopicConfig), 1, true, b)
 }
 
-// Command sends a one-off command to dock.
+// Command sends a one-off command to dock, sealed for it (a custody command needs By).
 func (r *Receiver) Command(ctx context.Context, dock string, c wire.CommandMsg) error {
 	return r.publish(ctx, dock, wire.TopicCommand, c)
 }

@@ -32,6 +32,7 @@ func TestMessagesMatchAsyncAPI(t *testing.T) {
 	meta := RecordingMeta{ID: "CAM-1_a.mp4", Name: "a.mp4", Device: "CAM-1", Officer: "OF-1", Team: "T", Start: now, End: now, Class: "patrol", Hold: "dispute", ClockDrift: 12}
 	entry, _ := json.Marshal(map[string]any{"seq": 1, "time": now, "kind": "docked", "slot": 1, "device": "CAM-1", "recording": "r", "detail": "d", "prev": sha, "hash": sha})
 	temp := 31.5
+	seal := Seal{Dock: "dock-1", Seq: 7, Sig: "c2ln"}
 	samples := map[string]any{
 		DockRoot + "/{dock}/" + TopicStatus:     StatusMsg{State: "online", Version: "v", Time: now},
 		DockRoot + "/{dock}/" + TopicTelemetry:  TelemetryMsg{Time: now, Config: 3, BoardTempC: &temp, Queue: QueueTelemetry{Pending: 1, PendingBytes: 2, Verified: 3, Freed: 4, Oldest: now, SpoolFree: 5}, Slots: []SlotTelemetry{{Slot: 0, State: "charging", Device: "CAM-1", Officer: "OF-1", Charging: true, Faults: []string{"x"}, LastsShift: &yes, ServiceDue: now, Battery: &Battery{ChargePct: 1, HealthPct: 2, TempC: 3, Cycles: 4, VoltageMV: 5}, Storage: &Storage{Capacity: 1, Free: 1, BadBlocks: 1, WearPct: 1, Errors: 1}}}},
@@ -42,12 +43,12 @@ func TestMessagesMatchAsyncAPI(t *testing.T) {
 		DockRoot + "/{dock}/" + TopicReported:   ReportedMsg{Version: 2, Status: "rolled-back", Reason: "r", Active: 1, Time: now},
 		DockRoot + "/{dock}/" + TopicLedger:     LedgerMsg{Entries: []json.RawMessage{entry}},
 		DockRoot + "/{dock}/" + TopicHealth:     HealthMsg{Device: "CAM-1", Time: now, HealthPct: 90, Cycles: 1, BadBlocks: 2, Errors: 3, ServiceDue: now},
-		CentralRoot + "/{dock}/" + TopicGrant:   GrantMsg{ID: "g", Recordings: []string{"r"}, Max: 1, ChunkSize: 1 << 20, Window: 8, RateBytes: 5, Until: now, Paused: true, Revoked: true},
-		CentralRoot + "/{dock}/" + TopicAck:     AckMsg{Transfer: "t", Recording: "r", Offset: 5, Error: "e"},
-		CentralRoot + "/{dock}/" + TopicReceipt: ReceiptMsg{Recording: "r", Size: 1, SHA256: sha, Stored: now, Error: "e"},
+		CentralRoot + "/{dock}/" + TopicGrant:   GrantMsg{ID: "g", Recordings: []string{"r"}, Max: 1, ChunkSize: 1 << 20, Window: 8, RateBytes: 5, Until: now, Paused: true, Revoked: true, Seal: seal},
+		CentralRoot + "/{dock}/" + TopicAck:     AckMsg{Transfer: "t", Recording: "r", Offset: 5, Error: "e", Seal: seal},
+		CentralRoot + "/{dock}/" + TopicReceipt: ReceiptMsg{Recording: "r", Size: 1, SHA256: sha, Stored: now, Error: "e", Seal: seal},
 		CentralRoot + "/{dock}/" + TopicConfig: ConfigMsg{Version: 1, Team: "T", Officers: map[string]string{"CAM-1": "OF-1"}, Thresholds: json.RawMessage(`{"min_battery_health_pct":70}`),
-			Blocked: []string{"CAM-9"}, DueOut: []string{"CAM-2"}, AlertEvery: Duration(time.Minute), TelemetryEvery: Duration(time.Second), DeleteAfterReceipt: true, Signature: "c2ln"},
-		CentralRoot + "/{dock}/" + TopicCommand: CommandMsg{Kind: "sample", Fault: "f", Recording: "r", Party: "p", Case: "c", By: "b", Device: "CAM-1", Day: "2026-11-27", Count: 2},
+			Blocked: []string{"CAM-9"}, DueOut: []string{"CAM-2"}, AlertEvery: Duration(time.Minute), TelemetryEvery: Duration(time.Second), DeleteAfterReceipt: true, Expires: now, Seal: seal},
+		CentralRoot + "/{dock}/" + TopicCommand: CommandMsg{Kind: "sample", Fault: "f", Recording: "r", Party: "p", Case: "c", By: "b", Device: "CAM-1", Day: "2026-11-27", Count: 2, Seal: seal},
 	}
 	documented := map[string]bool{}
 	for name, ch := range doc.Channels {

@@ -36,7 +36,7 @@ func main() {
 	push := flag.String("push-config", "", "publish this config file (JSON, wire.ConfigMsg) to -dock, then keep running")
 	dock := flag.String("dock", "", "dock id for -push-config")
 	version := flag.Bool("version", false, "print the version and exit")
-	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed) to sign configs")
+	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed): signs every message to a dock (grants, acks, receipts, configs, commands); docks refuse anything unsigned")
 	genKey := flag.Bool("gen-key", false, "print a new signing key (base64 seed) and its public half for docks' central_key, and exit")
 	flag.Parse()
 	if *genKey {
@@ -73,6 +73,8 @@ func main() {
 			os.Exit(1)
 		}
 		signer = ed25519.NewKeyFromSeed(seed)
+	} else {
+		log.Warn("no -signing-key: every dock refuses every message from this receiver (grants, acks, receipts, configs, commands)")
 	}
 	r, err := central.Start(ctx, central.Options{SigningKey: signer, Broker: *brokerURL, ClientID: *client, Username: *user, Password: *pass, TLS: tlsc,
 		Store: central.FileStore{Dir: *dir}, Share: *share, ChunkSize: *chunk, Window: *window, RateBytes: *rate}, log)

@@ -81,7 +81,7 @@ func run(configPath, embedded string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	up, err := uplink.Dial(ctx, uplink.Options{Broker: cfg.Broker, Dock: cfg.Dock, Username: cfg.Username, Password: cfg.Password, TLS: tlsc, Version: agent.Version}, log.With("component", "uplink"))
+	up, err := uplink.Dial(ctx, uplink.Options{Broker: cfg.Broker, Dock: cfg.Dock, Username: cfg.Username, Password: cfg.Password, TLS: tlsc, Version: agent.Version, CentralKey: cfg.CentralPublicKey()}, log.With("component", "uplink"))
 	if err != nil {
 		return err
 	}

@@ -181,7 +181,7 @@ func run(dir string, size int64, perCamera int, verbose bool) (bool, error) {
 	say("central pushed config v2 with min_battery_health_pct 0: %s (%s); version %d stays active", rep.Status, rep.Reason, rep.Active)
 
 	forged := good
-	forged.Version, forged.Team, forged.Signature = 3, "Impostor", ""
+	forged.Version, forged.Team, forged.Sig = 3, "Impostor", ""
 	if err := h.Central.PublishConfig(ctx, "dock-demo-1", forged); err != nil {
 		return false, err
 	}

@@ -4,12 +4,15 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"dock/agent"
@@ -27,6 +30,7 @@ func main() {
 	stay := flag.Bool("stay", false, "keep running after the script until a signal")
 	pollMS := flag.Int("poll-ms", 1000, "how often a docked camera is read, in milliseconds")
 	version := flag.Bool("version", false, "print the version and exit")
+	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed, as for central -signing-key): the dock trusts its public half; needed with -central=false (empty: a new key, known only to this process)")
 	flag.Parse()
 	if *version {
 		fmt.Println("docksim", agent.Version)
@@ -35,7 +39,22 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	h, err := simrun.Start(ctx, simrun.Options{Dir: *dir, Slots: *slots, Dock: *dock, Broker: *brokerURL, NoCentral: !*withCentral, Log: log,
+	var signer ed25519.PrivateKey
+	if *signingKey != "" {
+		b, err := os.ReadFile(*signingKey)
+		var seed []byte
+		if err == nil {
+			seed, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		}
+		if err != nil || len(seed) != ed25519.SeedSize {
+			log.Error("signing key", "file", *signingKey, "err", err)
+			os.Exit(1)
+		}
+		signer = ed25519.NewKeyFromSeed(seed)
+	} else if !*withCentral {
+		log.Warn("-central=false without -signing-key: the dock refuses everything the other central sends")
+	}
+	h, err := simrun.Start(ctx, simrun.Options{Dir: *dir, Slots: *slots, Dock: *dock, Broker: *brokerURL, NoCentral: !*withCentral, Log: log, CentralKey: signer,
 		Config: func(c *agent.Config) { c.Poll = wire.Duration(int64(*pollMS) * 1e6) }})
 	if err != nil {
 		log.Error("docksim", "err", err)

@@ -1,7 +1,5 @@
-// Command guestinit is /init of the emulated arm64 dock board (hw/vmtest): it loads the
-// GPIO simulator, lays a real board's bays out on it, drives them through the real hw
-// package, talks to the host's simulated cameras over emulated UARTs with hw/camlink,
-// prints one PASS or FAIL line per check (vmtest.Checks) and powers the machine off.
+// Command guestinit owns /init of the emulated arm64 dock board (hw/vmtest): gpio-sim bays and
+// UART cameras driven through the real hw, one PASS/FAIL line per check. Guest only, never the dock.
 package main
 
 import (

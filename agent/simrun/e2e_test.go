@@ -301,7 +301,9 @@ func TestSampleRequestGoesFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer office.Close()
-	cmd, _ := json.Marshal(wire.CommandMsg{Kind: "sample", Device: "CAM-S", Day: day, Count: n, By: "inspector-2"})
+	sample := wire.CommandMsg{Kind: "sample", Device: "CAM-S", Day: day, Count: n, By: "inspector-2"}
+	wire.SealFor(&sample, "dock-sim-1", uint64(time.Now().UnixNano()), h.CentralKey) // the office signs as central
+	cmd, _ := json.Marshal(sample)
 	if err := office.Publish(ctx, wire.CentralTopic("dock-sim-1", wire.TopicCommand), 1, false, cmd); err != nil {
 		t.Fatal(err)
 	}

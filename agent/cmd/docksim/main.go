@@ -30,7 +30,8 @@ func main() {
 	stay := flag.Bool("stay", false, "keep running after the script until a signal")
 	pollMS := flag.Int("poll-ms", 1000, "how often a docked camera is read, in milliseconds")
 	version := flag.Bool("version", false, "print the version and exit")
-	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed, as for central -signing-key): the dock trusts its public half; needed with -central=false (empty: a new key, known only to this process)")
+	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed, as for central -signing-key): the in-process central signs with it and the dock trusts its public half (empty: a new key, known only to this process; with -central=false give this or -central-key)")
+	centralPub := flag.String("central-key", "", "central's Ed25519 public key (base64, a dock's central_key) for a central run elsewhere (-central=false) that signs with it; instead of -signing-key")
 	flag.Parse()
 	if *version {
 		fmt.Println("docksim", agent.Version)
@@ -51,11 +52,16 @@ func main() {
 			os.Exit(1)
 		}
 		signer = ed25519.NewKeyFromSeed(seed)
-	} else if !*withCentral {
-		log.Warn("-central=false without -signing-key: the dock refuses everything the other central sends")
+	} else if !*withCentral && *centralPub == "" {
+		log.Warn("-central=false without -signing-key or -central-key: the dock refuses everything the other central sends")
 	}
 	h, err := simrun.Start(ctx, simrun.Options{Dir: *dir, Slots: *slots, Dock: *dock, Broker: *brokerURL, NoCentral: !*withCentral, Log: log, CentralKey: signer,
-		Config: func(c *agent.Config) { c.Poll = wire.Duration(int64(*pollMS) * 1e6) }})
+		Config: func(c *agent.Config) {
+			c.Poll = wire.Duration(int64(*pollMS) * 1e6)
+			if *centralPub != "" {
+				c.CentralKey = *centralPub // checked by Config.Check
+			}
+		}})
 	if err != nil {
 		log.Error("docksim", "err", err)
 		os.Exit(1)

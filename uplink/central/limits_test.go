@@ -1,6 +1,7 @@
 package central
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,12 @@ func TestChunkLongerThanTheGrantIsRefused(t *testing.T) {
 	r := newReceiver(Options{ChunkSize: chunk}, quiet())
 	if err := r.Grant(t.Context(), "dock-1", wire.GrantMsg{ID: "g", ChunkSize: 2 * chunk, Window: 4}); err == nil {
 		t.Fatal("a grant of chunks longer than MaxChunk accepted")
+	}
+	// Nor can the receiver's own grants.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := Start(ctx, Options{ChunkSize: 2 * chunk, Limits: Limits{MaxChunk: chunk}, Store: st}, quiet()); err == nil || !strings.Contains(err.Error(), "MaxChunk") {
+		t.Fatalf("a receiver granting chunks past its own MaxChunk started: %v", err)
 	}
 }
 

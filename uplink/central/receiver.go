@@ -68,6 +68,9 @@ type Receiver struct {
 func Start(ctx context.Context, o Options, log *slog.Logger) (*Receiver, error) {
 	r := newReceiver(o, log)
 	o = r.o
+	if o.ChunkSize > o.MaxChunk {
+		return nil, fmt.Errorf("central: ChunkSize %d past MaxChunk %d: every chunk granted would be refused", o.ChunkSize, o.MaxChunk)
+	}
 	filter := wire.DockRoot + "/+/#"
 	if o.Share != "" {
 		filter = "$share/" + o.Share + "/" + filter

@@ -1,6 +1,8 @@
 package health
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -209,5 +211,40 @@ func TestAlertRepeatsUntilAcknowledged(t *testing.T) {
 	f.State = Acknowledged
 	if f.NeedsAlert(t0.Add(time.Hour), time.Minute) {
 		t.Fatal("acknowledged alert repeated")
+	}
+}
+
+// Durations in thresholds are "10m" strings like every other duration in the configs;
+// nanoseconds from configs written before are still read; a field left out keeps its value.
+func TestThresholdsJSONDurations(t *testing.T) {
+	def := DefaultThresholds()
+	b, err := json.Marshal(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"max_clock_drift":"10m0s"`) || !strings.Contains(string(b), `"charge_timeout":"20m0s"`) {
+		t.Fatalf("durations not written as strings: %s", b)
+	}
+	tests := []struct {
+		in    string
+		drift time.Duration
+		ok    bool
+	}{
+		{`{"max_clock_drift":"5m"}`, 5 * time.Minute, true},
+		{`{"max_clock_drift":300000000000}`, 5 * time.Minute, true},
+		{`{"min_battery_health_pct":80}`, def.MaxClockDrift, true},
+		{`{"max_clock_drift":"five minutes"}`, 0, false},
+		{`{"max_clock_drift":true}`, 0, false},
+	}
+	for _, tc := range tests {
+		got := def
+		err := json.Unmarshal([]byte(tc.in), &got)
+		if (err == nil) != tc.ok || tc.ok && (got.MaxClockDrift != tc.drift || got.ChargeTimeout != def.ChargeTimeout) {
+			t.Errorf("%s: drift %s charge %s, %v", tc.in, got.MaxClockDrift, got.ChargeTimeout, err)
+		}
+	}
+	var back Thresholds
+	if err := json.Unmarshal(b, &back); err != nil || back != def {
+		t.Fatalf("round trip %+v, %v", back, err)
 	}
 }

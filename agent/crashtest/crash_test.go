@@ -65,7 +65,8 @@ func crashLoop(t *testing.T, powerCut bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	store := central.FileStore{Dir: filepath.Join(dir, "central")}
-	rcv, err := central.Start(ctx, central.Options{Broker: mq.URL, ClientID: "central-crash", Store: store, ChunkSize: 64 << 10, Window: 8}, quiet())
+	key := newCentralKey(t, filepath.Join(dir, "keys"))
+	rcv, err := central.Start(ctx, central.Options{Broker: mq.URL, ClientID: "central-crash", Store: store, ChunkSize: 64 << 10, Window: 8, SigningKey: key.Private}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func crashLoop(t *testing.T, powerCut bool) {
 	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
 	defer logf.Close()
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "-dir", filepath.Join(dir, "run"), "-broker", mq.URL, "-central=false", "-script", scriptPath, "-stay", "-poll-ms", "300")
+		cmd := exec.Command(bin, "-dir", filepath.Join(dir, "run"), "-broker", mq.URL, "-central=false", "-central-key", key.Public, "-script", scriptPath, "-stay", "-poll-ms", "300")
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

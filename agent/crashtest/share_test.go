@@ -26,6 +26,7 @@ func TestSharedReceiversSurviveAKill(t *testing.T) {
 	mq := mqtttest.Start(t, "")
 	storeDir := filepath.Join(dir, "central")
 	store := central.FileStore{Dir: storeDir}
+	key := newCentralKey(t, filepath.Join(dir, "keys"))
 	receiver := func(name string) (*exec.Cmd, string) {
 		logPath := filepath.Join(dir, name+".log")
 		logf, err := os.Create(logPath)
@@ -35,7 +36,7 @@ func TestSharedReceiversSurviveAKill(t *testing.T) {
 		t.Cleanup(func() { logf.Close() })
 		// 256 KiB chunks, window 8, 12 MiB/s: each 24 MiB recording takes two seconds.
 		cmd := exec.Command(bin, "-broker", mq.URL, "-store", storeDir, "-client", name, "-share", "receivers",
-			"-chunk", "262144", "-window", "8", "-rate", "12582912")
+			"-chunk", "262144", "-window", "8", "-rate", "12582912", "-signing-key", key.File)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -49,7 +50,7 @@ func TestSharedReceiversSurviveAKill(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	h, err := simrun.Start(ctx, simrun.Options{Dir: filepath.Join(dir, "dock"), Slots: 1, Broker: mq.URL, NoCentral: true, Log: quiet()})
+	h, err := simrun.Start(ctx, simrun.Options{Dir: filepath.Join(dir, "dock"), Slots: 1, Broker: mq.URL, NoCentral: true, Log: quiet(), CentralKey: key.Private})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,10 @@ import (
 //
 //	camera SERIAL [officer=ID] [recordings=N] [size=BYTES|NkB|NMB] [marks=I:REASON,...]
 //	       [full_mah=N] [temp=C] [charge=PCT] [load=DIR] [silent] [garbage]
+//	       [layout=dcf] [sparse=BYTES|NMB|NGB]
+//	       (layout=dcf keeps recordings in DCIM/100MEDIA, RECORD and PHOTO as real cards
+//	       do; sparse adds one long recording of that size as a sparse file, random at
+//	       both ends: a shift past 4 GiB without writing 4 GiB)
 //	dock SLOT SERIAL
 //	undock SLOT
 //	wait DURATION
@@ -124,6 +128,7 @@ func (h *Harness) scriptCamera(serial string, args []string) (*sim.Camera, error
 	n, size := 3, int64(1<<20)
 	marks := map[int]string{}
 	load := ""
+	var sparse int64
 	for _, a := range args {
 		k, v, _ := strings.Cut(a, "=")
 		var err error
@@ -153,6 +158,13 @@ func (h *Harness) scriptCamera(serial string, args []string) (*sim.Camera, error
 			st.ChargePct, err = strconv.ParseFloat(v, 64)
 		case "load":
 			load = v
+		case "layout":
+			if v != sim.LayoutDCF {
+				return nil, fmt.Errorf("layout %q: only %q", v, sim.LayoutDCF)
+			}
+			st.Layout = v
+		case "sparse":
+			sparse, err = parseSize(v)
 		case "silent":
 			st.Silent = true
 		case "garbage":
@@ -175,12 +187,28 @@ func (h *Harness) scriptCamera(serial string, args []string) (*sim.Camera, error
 		}
 		return cam, err
 	}
-	return cam, cam.Generate(n, size, uint64(len(serial))*7919+uint64(serial[len(serial)-1]), time.Now().Add(-time.Hour), marks)
+	seed := uint64(len(serial))*7919 + uint64(serial[len(serial)-1])
+	if err := cam.Generate(n, size, seed, time.Now().Add(-time.Hour), marks); err != nil {
+		return cam, err
+	}
+	if sparse > 0 {
+		start := time.Now().Add(-13 * time.Hour).UTC().Truncate(time.Second)
+		name := "LONG_0001.MP4"
+		if st.Layout == sim.LayoutDCF {
+			name = "DCIM/100MEDIA/" + name
+		}
+		if err := cam.PutSparse(name, sparse, seed, sim.FileMeta{Start: start, End: start.Add(12 * time.Hour)}); err != nil {
+			return cam, err
+		}
+	}
+	return cam, nil
 }
 
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
 	switch {
+	case strings.HasSuffix(s, "GB"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "GB")
 	case strings.HasSuffix(s, "MB"):
 		mult, s = 1<<20, strings.TrimSuffix(s, "MB")
 	case strings.HasSuffix(s, "kB"):

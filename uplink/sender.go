@@ -386,7 +386,8 @@ func (s *Sender) announce(ctx context.Context) {
 // Meta is what central files a recording under.
 func Meta(r queue.Recording) wire.RecordingMeta {
 	return wire.RecordingMeta{ID: r.ID, Name: r.Name, Device: r.Device, Officer: r.Officer, Team: r.Team,
-		Start: r.Start, End: r.End, Class: string(r.Class), Hold: r.Hold, ClockDrift: r.ClockDrift.Milliseconds()}
+		Start: r.Start, End: r.End, Class: string(r.Class), Hold: r.Hold, ClockDrift: r.ClockDrift.Milliseconds(),
+		ClockUnverified: r.ClockUnverified}
 }
 
 func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.GrantMsg) (err error) {

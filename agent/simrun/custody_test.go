@@ -177,6 +177,18 @@ func TestImplausibleDockClockSetsNoCameraClock(t *testing.T) {
 	if f := faultOf(h, "clock-unverified"); f.ID == "" || !strings.Contains(f.Detail, "1970") {
 		t.Errorf("clock-unverified fault: %+v", f)
 	}
+	if err := WaitCentral(ctx, h.Central.Store(), want); err != nil {
+		t.Fatal(err)
+	}
+	list, err := h.Central.Store().List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list {
+		if !s.Meta.ClockUnverified {
+			t.Errorf("central filed %s without clock_unverified", s.Meta.ID)
+		}
+	}
 }
 
 // beginRefusing is central's store refusing every begin of one recording until fixed.

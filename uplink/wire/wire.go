@@ -42,6 +42,8 @@ const (
 	TopicReceipt = "receipt" // QoS 1
 	TopicConfig  = "config"  // retained, QoS 1: desired config
 	TopicCommand = "command" // QoS 1
+	// TopicLedgerAck, QoS 1: central's signed acknowledgement of the dock's ledger head.
+	TopicLedgerAck = "ledger-ack"
 )
 
 // DockTopic is the topic a dock publishes leaf on.
@@ -168,6 +170,9 @@ type RecordingMeta struct {
 	Class      string    `json:"class"`
 	Hold       string    `json:"hold,omitempty"`
 	ClockDrift int64     `json:"clock_drift_ms,omitempty"`
+	// ClockUnverified: the dock could not trust its own clock when it took the recording
+	// (its times may be wrong; the camera's clock was not set from it).
+	ClockUnverified bool `json:"clock_unverified,omitempty"`
 }
 
 // BeginMsg opens (or resumes) a recording's transfer.
@@ -335,17 +340,18 @@ type Seal struct {
 func (s *Seal) seal() *Seal { return s }
 
 // Sealed is a central-to-dock message: a pointer to one of GrantMsg, AckMsg, ReceiptMsg,
-// ConfigMsg, CommandMsg.
+// ConfigMsg, CommandMsg, LedgerAckMsg.
 type Sealed interface {
 	seal() *Seal
 	leaf() string
 }
 
-func (*GrantMsg) leaf() string   { return TopicGrant }
-func (*AckMsg) leaf() string     { return TopicAck }
-func (*ReceiptMsg) leaf() string { return TopicReceipt }
-func (*ConfigMsg) leaf() string  { return TopicConfig }
-func (*CommandMsg) leaf() string { return TopicCommand }
+func (*GrantMsg) leaf() string     { return TopicGrant }
+func (*AckMsg) leaf() string       { return TopicAck }
+func (*ReceiptMsg) leaf() string   { return TopicReceipt }
+func (*ConfigMsg) leaf() string    { return TopicConfig }
+func (*CommandMsg) leaf() string   { return TopicCommand }
+func (*LedgerAckMsg) leaf() string { return TopicLedgerAck }
 
 // SigningBytes is what central signs: a domain tag naming the message's kind (so that one
 // kind cannot pass for another), then the message's JSON encoding with Sig empty. Go's
@@ -406,6 +412,19 @@ func Open(m Sealed, key ed25519.PublicKey, dock string) error {
 // LedgerMsg carries a run of ledger entries, in order, as the dock stored them.
 type LedgerMsg struct {
 	Entries []json.RawMessage `json:"entries"`
+}
+
+// LedgerAckMsg is central's answer to a ledger batch: the head of the dock's chain that
+// central holds (HeadSeq, HeadHash: the last entry that chained), sealed for the dock. The
+// dock keeps the last one as its anchor: a rewrite of its ledger up to it is then caught
+// even if the whole chain was recomputed. Error is set when the batch did not chain to
+// what central holds (a rewrite, a gap): central keeps its chain and logs a ledger break.
+type LedgerAckMsg struct {
+	HeadSeq  uint64 `json:"head_seq"`
+	HeadHash string `json:"head_hash"`
+	Error    string `json:"error,omitempty"`
+	// Seal binds the acknowledgement to its dock; the signature covers the head.
+	Seal
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").

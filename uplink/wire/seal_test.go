@@ -30,6 +30,7 @@ func sealedSamples() map[string]func() Sealed {
 		TopicCommand: func() Sealed {
 			return &CommandMsg{Kind: "release-hold", Fault: "f", Recording: "r", Party: "p", Case: "c", By: "b", Device: "CAM-1", Day: "2026-11-27", Count: 2, Seal: seal}
 		},
+		TopicLedgerAck: func() Sealed { return &LedgerAckMsg{HeadSeq: 200, HeadHash: sha, Error: "e", Seal: seal} },
 	}
 }
 

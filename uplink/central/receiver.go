@@ -245,6 +245,8 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 			return err
 		}
 		r.noteLedger(dock, l.Entries)
+		// Checked against the chain central holds for the dock, and acknowledged sealed.
+		return r.ledgerAck(ctx, dock, l.Entries)
 	case wire.TopicBegin:
 		var b wire.BeginMsg
 		if err := json.Unmarshal(p, &b); err != nil {

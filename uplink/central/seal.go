@@ -31,7 +31,7 @@ func nextSeq() uint64 {
 }
 
 // encode is the payload of v, a message for dock: a message of central's own (grant,
-// ack, receipt, config, command) is sealed for dock with Options.SigningKey (DESIGN.md,
+// ack, receipt, config, command, ledger-ack) is sealed for dock with Options.SigningKey (DESIGN.md,
 // invariant 8). Without a key it goes unsigned, and every dock refuses it.
 func (r *Receiver) encode(dock string, v any) ([]byte, error) {
 	var m wire.Sealed
@@ -45,6 +45,8 @@ func (r *Receiver) encode(dock string, v any) ([]byte, error) {
 	case wire.ConfigMsg:
 		m = &x
 	case wire.CommandMsg:
+		m = &x
+	case wire.LedgerAckMsg:
 		m = &x
 	default:
 		return json.Marshal(v)

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+
+	"dock/queue"
 )
 
 // TLSConfig builds the broker TLS settings from CA, certificate and key files; nil when
@@ -26,7 +28,16 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 		c.RootCAs = pool
 	}
 	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		certPEM, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls client certificate: %w", err)
+		}
+		// The key must be the agent's alone (queue.ReadSecretFile): mode 0600, its owner.
+		keyPEM, err := queue.ReadSecretFile("tls key (key_file)", keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("tls client certificate: %w", err)
 		}

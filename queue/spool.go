@@ -385,9 +385,12 @@ func (s *Spool) open(rec Recording) (*Footage, error) {
 	return &Footage{SectionReader: io.NewSectionReader(ra, 0, size), f: f}, nil
 }
 
-// LoadKey reads the dock's age identity from path, creating it (mode 0600) if absent.
+// LoadKey reads the dock's age identity from path, creating it (mode 0600) if absent. An
+// existing key file must pass ReadSecretFile's check (mode 0600 or stricter, owned by the
+// agent's user); path belongs on the root filesystem or a partition of its own, never on
+// the spool's medium.
 func LoadKey(path string) (*age.X25519Identity, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadSecretFile("dock key", path)
 	if errors.Is(err, os.ErrNotExist) {
 		id, err := age.GenerateX25519Identity()
 		if err != nil {
@@ -411,7 +414,7 @@ func LoadKey(path string) (*age.X25519Identity, error) {
 		return id, f.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dock key: %w", err)
+		return nil, err
 	}
 	id, err := age.ParseX25519Identity(strings.TrimSpace(string(b)))
 	if err != nil {

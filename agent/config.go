@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"time"
@@ -37,7 +39,13 @@ type Config struct {
 	// off the spool's medium (an SD card pulled from the dock must not carry its key).
 	SpoolKeyFile string `json:"spool_key_file"`
 
+	// CameraPassword unlocks the storage of cameras not yet provisioned; used only when
+	// CameraSecretFile is empty.
 	CameraPassword string `json:"camera_password"`
+	// CameraSecretFile holds the fleet camera secret central provisions: each camera's
+	// storage password is camlink.StoragePassword(secret, its serial). Like the spool key,
+	// it lives on the root filesystem, mode 0600, owned by the agent's user.
+	CameraSecretFile string `json:"camera_secret_file,omitempty"`
 	// SpoolReserve is the free space (bytes) offload never eats into.
 	SpoolReserve int64 `json:"spool_reserve"`
 	// Poll is how often a docked camera is read while it charges.
@@ -94,6 +102,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("spool_key_file is empty: footage is never stored in the clear")
 	case c.Broker == "":
 		return fmt.Errorf("broker is empty")
+	case checkBrokerURL(c.Broker) != nil:
+		return checkBrokerURL(c.Broker)
 	case c.SpoolReserve < 0:
 		return fmt.Errorf("spool_reserve is negative")
 	case time.Duration(c.Poll) < 100*time.Millisecond:
@@ -113,7 +123,43 @@ func (c Config) Check() error {
 	case c.ChargeCeiling < 50 || c.ChargeCeiling > 100:
 		return fmt.Errorf("charge_ceiling %d not in 50..100", c.ChargeCeiling)
 	}
+	if c.CameraSecretFile != "" {
+		if _, err := loadCameraSecret(c.CameraSecretFile); err != nil {
+			return err
+		}
+	}
 	return c.Thresholds.Check()
+}
+
+// checkBrokerURL refuses a broker the dock would talk to in the clear over a network:
+// plaintext MQTT (tcp://, mqtt://, ws://) only to loopback (the embedded broker, a local
+// bridge); anything else over TLS (ssl://, tls://, mqtts://, wss://), where the broker
+// password, the chunks and central's commands cannot be read or changed on the wire.
+func checkBrokerURL(broker string) error {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return fmt.Errorf("broker %q: %w", broker, err)
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "wss":
+		return nil
+	case "tcp", "mqtt", "ws":
+	default:
+		return fmt.Errorf("broker %q: scheme %q is not one of tcp, ssl, tls, mqtt, mqtts, ws, wss", broker, u.Scheme)
+	}
+	if !isLoopback(u.Hostname()) {
+		return fmt.Errorf("broker %q: plaintext MQTT (%s://) to a host that is not loopback: use ssl:// with ca_file", broker, u.Scheme)
+	}
+	return nil
+}
+
+// isLoopback says whether host (no port) is this machine: localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validKey(s string) bool {

@@ -407,7 +407,7 @@ func (s *slot) offload(ctx context.Context, link *camlink.Link, id camlink.Ident
 		s.storageErr = what + ": " + err.Error()
 		s.mu.Unlock()
 	}
-	if err := link.Auth(ctx, s.a.cfg.CameraPassword); err != nil {
+	if err := unlockStorage(ctx, link, s.a.cfg, id.Serial); err != nil {
 		storageFailed("unlock storage", err)
 		return
 	}

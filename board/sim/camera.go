@@ -97,6 +97,14 @@ func DefaultCamera(serial, officer, unit string) CameraState {
 	}
 }
 
+// Provision gives the camera its own storage password under the fleet camera secret, as
+// central provisions a real camera: camlink.StoragePassword(secret, its serial), the one a
+// dock with the same secret (camera_secret_file) derives. Without it the camera keeps the
+// fleet-wide default "000000" of cameras not yet provisioned.
+func (st *CameraState) Provision(secret []byte) {
+	st.Password = camlink.StoragePassword(secret, st.Identity.Serial)
+}
+
 // NewCamera creates a camera in dir (made if missing) with state st.
 func NewCamera(dir string, st CameraState) (*Camera, error) {
 	dir, err := filepath.Abs(dir)

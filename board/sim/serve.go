@@ -15,8 +15,9 @@ const listPageSize = 50
 
 // session is the state of one docking: whether storage has been exposed, and where.
 type session struct {
-	mount   string // symlink the dock reads the storage through
-	exposed bool
+	mount      string // symlink the dock reads the storage through
+	exposed    bool
+	identified bool // the dock has asked who the camera is (Auth comes only after)
 }
 
 // handle answers one request frame. ok is false when the camera stays silent.
@@ -53,6 +54,7 @@ func (c *Camera) handle(req camlink.Frame, s *session, now time.Time, charging b
 func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, charging bool) (any, error) {
 	switch req.Code {
 	case camlink.CodeIdentify:
+		s.identified = true
 		id := c.st.Identity
 		id.Locked = c.st.LockReason != ""
 		return id, nil
@@ -86,6 +88,11 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 		var r camlink.AuthRequest
 		if err := json.Unmarshal(req.Payload, &r); err != nil {
 			return nil, fmt.Errorf("bad auth request")
+		}
+		// A camera's password is its own (camlink.StoragePassword of its serial): a dock
+		// that sends one before asking which camera it talks to is guessing, and is refused.
+		if !s.identified {
+			return nil, fmt.Errorf("auth before identify")
 		}
 		if r.Password != c.st.Password {
 			return nil, fmt.Errorf("wrong password")

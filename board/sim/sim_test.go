@@ -184,6 +184,9 @@ func TestReadRateCapsStorage(t *testing.T) {
 	if err != nil || len(files) != 1 {
 		t.Fatalf("list = %+v, %v", files, err)
 	}
+	if _, err := l.Identify(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Auth(ctx, "000000"); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +231,7 @@ func TestStorageFollowsNoLinks(t *testing.T) {
 	if err := d.Dock(0, cam); err != nil {
 		t.Fatal(err)
 	}
-	if err := link(t, d, 0).Auth(context.Background(), "000000"); err != nil {
+	if err := unlock(link(t, d, 0), "000000"); err != nil {
 		t.Fatal(err)
 	}
 	mount := d.Board().Slots[0].Mount

@@ -33,7 +33,7 @@ func dockedCamera(t *testing.T, st CameraState, prepare func(*Camera)) (*Dock, *
 		t.Fatal(err)
 	}
 	l := link(t, d, 0)
-	if err := l.Auth(context.Background(), st.Password); err != nil {
+	if err := unlock(l, st.Password); err != nil {
 		t.Fatal(err)
 	}
 	return d, cam, l

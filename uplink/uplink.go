@@ -48,8 +48,12 @@ type Uplink struct {
 	receipts chan wire.ReceiptMsg
 	configs  chan wire.ConfigMsg
 	commands chan wire.CommandMsg
-	rejects  chan Rejected
-	online   chan struct{}
+	// ledgerAcks: central's acknowledgements of the ledger head; only the newest matters
+	// (the agent keeps the highest as its anchor), so one that finds the channel full is
+	// dropped and the next batch's makes it good.
+	ledgerAcks chan wire.LedgerAckMsg
+	rejects    chan Rejected
+	online     chan struct{}
 
 	grantBox   *mailbox[wire.GrantMsg]
 	receiptBox *mailbox[wire.ReceiptMsg]
@@ -78,7 +82,8 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Uplink, error) {
 		// replaces it, so the sender never works through stale grants.
 		grants: make(chan wire.GrantMsg), acks: make(chan wire.AckMsg, 1024), receipts: make(chan wire.ReceiptMsg, 256),
 		configs: make(chan wire.ConfigMsg, 4), commands: make(chan wire.CommandMsg, 64), rejects: make(chan Rejected, 64),
-		online: make(chan struct{}, 1), done: make(chan struct{})}
+		ledgerAcks: make(chan wire.LedgerAckMsg, 16),
+		online:     make(chan struct{}, 1), done: make(chan struct{})}
 	u.grantBox = newMailbox(u.grants, true, u.done, log)
 	u.receiptBox = newMailbox(u.receipts, false, u.done, log)
 	u.configBox = newMailbox(u.configs, false, u.done, log)
@@ -130,6 +135,9 @@ func (u *Uplink) Configs() <-chan wire.ConfigMsg { return u.configs }
 
 // Commands delivers central's commands.
 func (u *Uplink) Commands() <-chan wire.CommandMsg { return u.commands }
+
+// LedgerAcks delivers central's sealed acknowledgements of the dock's ledger head.
+func (u *Uplink) LedgerAcks() <-chan wire.LedgerAckMsg { return u.ledgerAcks }
 
 // Rejects delivers central messages that could not be parsed, for the ledger.
 func (u *Uplink) Rejects() <-chan Rejected { return u.rejects }
@@ -215,6 +223,11 @@ func (u *Uplink) route() {
 				if err = fresh("command", c.Seq, &lastCommand); err == nil {
 					u.commandBox.put(c)
 				}
+			}
+		case wire.TopicLedgerAck:
+			var a wire.LedgerAckMsg
+			if err = open(&a); err == nil {
+				offer(u.ledgerAcks, a) // not ordered by Seq: the agent keeps the highest head
 			}
 		default:
 			err = fmt.Errorf("unknown topic")

@@ -40,11 +40,28 @@ func Start(t testing.TB, extra string) *Broker {
 	return start(t, extra, false)
 }
 
+// TLSOption changes how StartTLS configures the broker.
+type TLSOption func(*tlsOptions)
+
+type tlsOptions struct{ crlFile string }
+
+// WithCRL makes the broker refuse client certificates revoked in the PEM CRL at crlFile
+// (mosquitto's crlfile, as the shipped build/mosquitto/mosquitto.conf sets it; PKI.Revoke
+// writes one). mosquitto reads it at start: revoke first, or Restart.
+func WithCRL(crlFile string) TLSOption { return func(o *tlsOptions) { o.crlFile = crlFile } }
+
 // StartTLS runs mosquitto with only a TLS listener that requires a client certificate from
 // pki's CA, takes the certificate's CN as the username, and applies the ACL file acl.
-func StartTLS(t testing.TB, pki *PKI, acl string) *Broker {
+func StartTLS(t testing.TB, pki *PKI, acl string, opts ...TLSOption) *Broker {
+	var o tlsOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	cert, key := pki.Issue("broker", true)
 	conf := fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\nacl_file %s\n", pki.CAFile, cert, key, acl)
+	if o.crlFile != "" {
+		conf += fmt.Sprintf("crlfile %s\n", o.crlFile)
+	}
 	b := start(t, conf, true)
 	b.URL = fmt.Sprintf("ssl://127.0.0.1:%d", b.Port)
 	return b

@@ -23,6 +23,9 @@ type PKI struct {
 	caKey  *ecdsa.PrivateKey
 	serial int64
 	t      testing.TB
+	// CRLFile is the CA's certificate revocation list (PEM), written by Revoke.
+	CRLFile string
+	revoked []x509.RevocationListEntry
 }
 
 // NewPKI makes a CA under dir.
@@ -68,6 +71,41 @@ func (p *PKI) Issue(cn string, server bool) (certFile, keyFile string) {
 		p.t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// Revoke adds the certificate in certFile to the CA's revocation list and rewrites the
+// list (CRLFile, PEM), which a broker started with it (StartTLS, WithCRL) then enforces.
+func (p *PKI) Revoke(certFile string) string {
+	p.t.Helper()
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		p.t.Fatalf("revoke %s: no PEM certificate", certFile)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		p.t.Fatalf("revoke %s: %v", certFile, err)
+	}
+	p.revoked = append(p.revoked, x509.RevocationListEntry{SerialNumber: cert.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	return p.WriteCRL()
+}
+
+// WriteCRL writes the CA's current revocation list (possibly empty) to CRLFile.
+func (p *PKI) WriteCRL() string {
+	p.t.Helper()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(int64(len(p.revoked) + 1)), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
+		RevokedCertificateEntries: p.revoked,
+	}, p.ca, p.caKey)
+	if err != nil {
+		p.t.Fatalf("crl: %v", err)
+	}
+	p.CRLFile = filepath.Join(p.Dir, "ca.crl")
+	writePEM(p.t, p.CRLFile, "X509 CRL", der)
+	return p.CRLFile
 }
 
 func writePEM(t testing.TB, path, kind string, der []byte) {

@@ -26,7 +26,8 @@ func TestDockBinaryDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pure := map[string]bool{"fmt": true, "time": true, "errors": true, "sort": true, "math": true, "strings": true}
+	// encoding/json is a codec of values (thresholds read as configs carry them), no I/O.
+	pure := map[string]bool{"fmt": true, "time": true, "errors": true, "sort": true, "math": true, "strings": true, "encoding/json": true}
 	for _, d := range strings.Fields(string(out)) {
 		if !pure[d] {
 			t.Errorf("health imports %s", d)

@@ -33,6 +33,8 @@ type slot struct {
 	def   board.Slot
 	lines hw.SlotLines
 	log   *slog.Logger
+	// baseLog is log without a docking's attributes.
+	baseLog *slog.Logger
 
 	mu       sync.Mutex
 	state    SlotState
@@ -203,7 +205,7 @@ func (s *slot) session(ctx context.Context) {
 		s.prevBad = &prev
 	}
 	s.mu.Unlock()
-	s.log = s.log.With("device", id.Serial)
+	s.log = s.baseLog.With("device", id.Serial) // this docking's camera, not every one since start
 	if err := s.move(EvIdentified, fmt.Sprintf("%s %s fw %s officer %s", id.Serial, id.Model, id.Firmware, officer)); err != nil {
 		s.log.Error("slot", "err", err)
 		return

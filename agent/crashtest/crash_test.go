@@ -75,6 +75,7 @@ func crashLoop(t *testing.T, powerCut bool) {
 	// The cameras exist before the first run; every run's script reopens them.
 	want := simrun.Footage{}
 	cams := map[string]*sim.Camera{}
+	files := map[string]string{} // recording id -> the camera file it names
 	script := ""
 	for i, serial := range []string{"CAM-K1", "CAM-K2", "CAM-K3"} {
 		st := sim.DefaultCamera(serial, "OF-"+serial, "unit-1")
@@ -93,6 +94,9 @@ func crashLoop(t *testing.T, powerCut bool) {
 			want[k] = v
 		}
 		cams[serial] = cam
+		for _, f := range cam.Files() {
+			files[queue.RecordingID(serial, f.Name, f.Start, f.Size)] = filepath.Join(cam.Footage(), filepath.FromSlash(f.Name))
+		}
 		script += fmt.Sprintf("camera %s\ndock %d %s\n", serial, i, serial)
 	}
 	scriptPath := filepath.Join(dir, "script")
@@ -126,7 +130,7 @@ func crashLoop(t *testing.T, powerCut bool) {
 			}
 			lost += n
 		}
-		checkNothingLost(t, filepath.Join(dir, "run", "dock"), filepath.Join(dir, "run", "keys", "spool.key"), store, cams, want)
+		checkNothingLost(t, filepath.Join(dir, "run", "dock"), filepath.Join(dir, "run", "keys", "spool.key"), store, files, want)
 	}
 
 	// A last run without kills: everything must arrive.
@@ -197,7 +201,7 @@ func buildHostPkg(t *testing.T, dir, pkg string) string {
 // checkNothingLost asserts invariant 1 with the agent dead: each recording is on its
 // camera, or recorded in the dock's queue with the camera's hash and its spool file
 // present (until verified), or verified at central.
-func checkNothingLost(t *testing.T, dockDir, keyFile string, store central.Storage, cams map[string]*sim.Camera, want simrun.Footage) {
+func checkNothingLost(t *testing.T, dockDir, keyFile string, store central.Storage, files map[string]string, want simrun.Footage) {
 	t.Helper()
 	q, err := queue.Open(dockDir, quiet())
 	if err != nil {
@@ -226,8 +230,7 @@ func checkNothingLost(t *testing.T, dockDir, keyFile string, store central.Stora
 			}
 			continue
 		}
-		serial, name, _ := strings.Cut(id, "_")
-		got, err := simrun.HashFile(filepath.Join(cams[serial].Footage(), name))
+		got, err := simrun.HashFile(files[id])
 		if err != nil || got != sum {
 			t.Fatalf("%s LOST: not at central, not in the queue, not on the camera (%v)", id, err)
 		}

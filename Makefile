@@ -59,7 +59,7 @@ test-cross:
 
 test-long: deps ## the slow runs: longer fuzzing, the long crash tests
 	$(MAKE) fuzz-smoke FUZZTIME=5000000x
-	DOCK_LONG=1 $(GO) test -count=1 -timeout 80m ./...
+	DOCK_LONG=1 $(GO) test -count=1 -timeout 150m ./...
 
 cross: ## linux/arm (v7), linux/arm64 and linux/amd64 binaries under build/out/<arch>/
 	@for t in arm:7 arm64: amd64:; do \

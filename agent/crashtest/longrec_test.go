@@ -63,7 +63,7 @@ func longRecording(t *testing.T, arch string) {
 	}
 	defer rcv.Close()
 
-	const long = 4700 << 20 // past 4 GiB
+	const long int64 = 4700 << 20 // past 4 GiB
 	st := sim.DefaultCamera("CAM-LONG", "OF-L", "unit-1")
 	st.Layout = sim.LayoutDCF
 	cam, err := sim.NewCamera(filepath.Join(dir, "run", "cameras", "CAM-LONG"), st)

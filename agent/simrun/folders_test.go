@@ -10,6 +10,7 @@ import (
 	"dock/board/sim"
 	"dock/hw/camlink"
 	"dock/queue"
+	"dock/uplink/mqtttest"
 )
 
 // A camera that keeps its footage in folders as real cards do (DCIM/100MEDIA, RECORD,
@@ -17,8 +18,10 @@ import (
 // every good recording reaches central byte for byte and leaves the camera; the link and
 // the bad entries stay on it, are named in an advisory storage-entry-refused fault and
 // the ledger, and the camera stays in service. Nothing of the link's target leaves the dock.
+// Over a real mosquitto.
 func TestCameraWithFoldersAndBadEntries(t *testing.T) {
-	ctx, h := startHarness(t, 90*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
+	mq := mqtttest.Start(t, "")
+	ctx, h := startHarness(t, 90*time.Second, Options{Dir: t.TempDir(), Slots: 1, Broker: mq.URL, Log: testLog(t)})
 	cam, want, err := h.NewCamera("CAM-D", "OF-D", 6, 120_000, 41, nil, func(s *sim.CameraState) { s.Layout = sim.LayoutDCF })
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ type dockState struct {
 	status   *wire.StatusMsg
 	reported *wire.ReportedMsg
 	granted  time.Time                   // last grant sent
+	regrant  bool                        // a grant is deferred to the end of the interval
 	alerts   *lru[string, wire.AlertMsg] // by alert id
 	ledger   []json.RawMessage           // the newest entries exported
 	ledgerN  int                         // their bytes, as counted against MaxLedgerBytes

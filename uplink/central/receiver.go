@@ -292,13 +292,32 @@ func (r *Receiver) ack(dock string, a wire.AckMsg) error {
 }
 
 // grant lets a dock upload everything, by its own priority order, at most every 2 s.
+// grantEvery is the least time between two grants to one dock; a dock asking sooner gets
+// its grant when the interval is over.
+const grantEvery = 2 * time.Second
+
 func (r *Receiver) grant(ctx context.Context, dock string) error {
 	if r.o.ManualGrants {
 		return nil
 	}
 	r.mu.Lock()
 	d := r.state(dock)
-	if time.Since(d.granted) < 2*time.Second {
+	if since := time.Since(d.granted); since < grantEvery {
+		// Asked again too soon: grant once the interval is over rather than never (the
+		// grant just sent may have reached a dock not yet subscribed, after a restart).
+		if !d.regrant {
+			d.regrant = true
+			time.AfterFunc(grantEvery-since, func() {
+				r.mu.Lock()
+				d.regrant = false
+				r.mu.Unlock()
+				if ctx.Err() == nil {
+					if err := r.grant(ctx, dock); err != nil {
+						r.log.Warn("central: deferred grant not sent", "dock", dock, "err", err)
+					}
+				}
+			})
+		}
 		r.mu.Unlock()
 		return nil
 	}

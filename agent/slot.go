@@ -247,7 +247,7 @@ func (s *slot) session(ctx context.Context) {
 		s.mu.Unlock()
 		if st == Charging || st == OutOfService {
 			// Anything still on the camera (space ran out, or delete waits for a receipt)?
-			s.offload(ctx, link, id, officer, 0)
+			s.offload(ctx, link, id, officer, drift) // the drift measured at this docking
 			if ctx.Err() != nil {
 				return
 			}
@@ -634,18 +634,21 @@ func (s *slot) copyOrCompare(ctx context.Context, f camlink.FileEntry, rid strin
 	if err := s.a.note(queue.Event{Kind: queue.EvInput, Slot: s.index, Device: id.Serial, Recording: rid, Detail: fmt.Sprintf("%s on the camera has sha256 %s, the dock's copy under this id %s: filed as %s", f.Name, conflict.SHA256, conflict.Held, variant)}); err != nil {
 		return rec, err
 	}
-	rec, err = s.copy(ctx, f, variant, id, officer, drift, settings, func() {})
-	if err == nil && rec.SHA256 != conflict.SHA256 {
-		// Read twice, two different answers: the camera's file is not settled.
-		err = fmt.Errorf("%s: read as sha256 %s, then %s: %w", f.Name, conflict.SHA256, rec.SHA256, errChangedDuringCopy)
+	// Read twice, two different answers: the camera's file is not settled, and a copy of
+	// the second read is not committed (nor kept for the next poll to add another).
+	sameAsFirstRead := func(r queue.Recording) error {
+		if r.SHA256 != conflict.SHA256 {
+			return fmt.Errorf("%s: read as sha256 %s, then %s: %w", f.Name, conflict.SHA256, r.SHA256, errChangedDuringCopy)
+		}
+		return nil
 	}
-	return rec, err
+	return s.copy(ctx, f, variant, id, officer, drift, settings, func() {}, sameAsFirstRead)
 }
 
 // copy copies one recording into the spool, or compares it with the dock's copy when its
 // id is already held (then it writes nothing). readAll is called once the camera has
 // delivered its last byte.
-func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id camlink.Identity, officer string, drift time.Duration, settings Settings, readAll func()) (queue.Recording, error) {
+func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id camlink.Identity, officer string, drift time.Duration, settings Settings, readAll func(), beforeCommit ...func(queue.Recording) error) (queue.Recording, error) {
 	if _, err := s.a.store.Get(rid); errors.Is(err, queue.ErrNotFound) {
 		free, err := s.a.store.Spool().FreeBytes()
 		if err != nil {
@@ -678,15 +681,19 @@ func (s *slot) copy(ctx context.Context, f camlink.FileEntry, rid string, id cam
 	if ok, _ := s.a.clockTrusted(); !ok {
 		rec.ClockUnverified = true
 	}
-	rec, held, err := s.guardedOffload(ctx, rec, src, id.Serial, readAll)
-	if err == nil && changed(before, path) {
-		// The file moved under the copy: the dock's copy may be of neither version.
-		// Withdraw a copy made now; the camera keeps the file for the next docking.
-		if !held {
-			if werr := s.a.store.Withdraw(rec.ID, "changed on the camera during copy"); werr != nil {
-				s.log.Error("withdraw", "recording", rec.ID, "err", werr)
-			}
+	// The file must not have moved while it was read: a copy that may be of neither version
+	// is discarded before it is committed (so no upload can take it), and the camera
+	// keeps the file for the next pass.
+	unchanged := func(queue.Recording) error {
+		if changed(before, path) {
+			return fmt.Errorf("%s: %w", f.Name, errChangedDuringCopy)
 		}
+		return nil
+	}
+	rec, held, err := s.guardedOffload(ctx, rec, src, id.Serial, readAll, append(beforeCommit, unchanged)...)
+	if err == nil && changed(before, path) {
+		// Changed after the dock's copy was made (or compared): that copy holds what was
+		// read, but the camera's file is no longer it, so it is not deleted.
 		err = fmt.Errorf("%s: %w", f.Name, errChangedDuringCopy)
 	}
 	var conflict *queue.ConflictError
@@ -742,10 +749,11 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // storage that stops delivering bytes for the stall timeout fails the copy (the camera
 // keeps the recording) instead of holding the bay forever. A read stuck in the kernel is
 // abandoned to its goroutine.
-func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.File, device string, readAll func()) (queue.Recording, bool, error) {
+func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.File, device string, readAll func(), beforeCommit ...func(queue.Recording) error) (queue.Recording, bool, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr := &progressReader{r: src, size: rec.Size, readAll: readAll}
+	var delivered atomic.Bool // the camera has delivered every byte
+	pr := &progressReader{r: src, size: rec.Size, readAll: func() { delivered.Store(true); readAll() }}
 	type result struct {
 		rec  queue.Recording
 		held bool
@@ -753,7 +761,7 @@ func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.F
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, held, err := s.a.store.Offload(cctx, rec, pr, queue.Event{Kind: queue.EvOffloaded, Slot: s.index, Device: device})
+		r, held, err := s.a.store.Offload(cctx, rec, pr, queue.Event{Kind: queue.EvOffloaded, Slot: s.index, Device: device}, beforeCommit...)
 		done <- result{r, held, err}
 	}()
 	stall := time.Duration(s.a.cfg.CopyStall)
@@ -768,6 +776,9 @@ func (s *slot) guardedOffload(ctx context.Context, rec queue.Recording, src fs.F
 			if n := pr.n.Load(); n != last {
 				last, lastAt = n, time.Now()
 				continue
+			}
+			if delivered.Load() {
+				continue // the dock's own fsyncs and commit: a slow spool is not the camera's stall
 			}
 			if time.Since(lastAt) >= stall {
 				cancel()

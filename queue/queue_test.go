@@ -745,3 +745,48 @@ func TestReleaseAllAfterReopen(t *testing.T) {
 		t.Fatalf("second release: %d %v", n, err)
 	}
 }
+
+// A record is no copy: a held id whose spool file is gone (a commit Badger applied while
+// reporting an error, a card that lost the file) or no longer reads back with the
+// recording's hash is never reported held, so the camera keeps its file.
+func TestHeldRecordWithoutItsSpoolCopyIsNotHeld(t *testing.T) {
+	tests := []struct {
+		name  string
+		spoil func(t *testing.T, path string)
+	}{
+		{"spool file gone", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"spool file altered", func(t *testing.T, path string) {
+			if err := os.Chmod(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("tampered"), 4096+100); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, t.TempDir())
+			defer s.Close()
+			data := footage(200_000, 3)
+			rec := Recording{ID: "CAM1_held.mp4", Name: "held.mp4", Device: "CAM1", Size: int64(len(data))}
+			if _, _, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded}); err != nil {
+				t.Fatal(err)
+			}
+			tc.spoil(t, s.spool.path(rec.ID))
+			_, held, err := s.Offload(context.Background(), rec, bytes.NewReader(data), Event{Kind: EvOffloaded})
+			if err == nil || held {
+				t.Fatalf("offload of a recording whose spool copy is spoiled: held %v, err %v: the camera's only copy could be deleted", held, err)
+			}
+		})
+	}
+}

@@ -745,7 +745,11 @@ func (s *Store) Docs(kind string, fn func(id string, raw []byte) error) error {
 // holds. Other bytes under a taken id are a *ConflictError carrying their hash (file them
 // under VariantID). So whatever the id, a nil error means the dock durably holds a copy
 // whose SHA-256 equals the bytes read from src in this call.
-func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Event) (r Recording, held bool, err error) {
+//
+// Each of beforeCommit runs once the spool file is durable and before it is committed,
+// with the recording as written (its hash filled): an error there (the camera's file
+// changed while it was read) discards the file, and nothing is committed.
+func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Event, beforeCommit ...func(Recording) error) (r Recording, held bool, err error) {
 	if !s.inflight.claim(rec.ID) {
 		return rec, false, fmt.Errorf("offload %s: %w", rec.ID, ErrBusy)
 	}
@@ -757,6 +761,13 @@ func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Ev
 		}
 		if sum != old.SHA256 || rec.Size != old.Size {
 			return old, false, fmt.Errorf("offload %s: %w", rec.ID, &ConflictError{ID: rec.ID, Held: old.SHA256, SHA256: sum, Size: rec.Size})
+		}
+		// A record is no copy: until central holds it (Freed), the spool file must read
+		// back with the recording's hash before the camera's copy may go.
+		if old.State != Freed {
+			if err := s.checkSpool(ctx, old); err != nil {
+				return old, false, fmt.Errorf("offload %s: the dock's copy does not hold: %w", rec.ID, err)
+			}
 		}
 		return old, true, nil
 	} else if !errors.Is(err, ErrNotFound) {
@@ -771,18 +782,47 @@ func (s *Store) Offload(ctx context.Context, rec Recording, src io.Reader, ev Ev
 	if err != nil {
 		return rec, false, err
 	}
+	for _, check := range beforeCommit {
+		if err := check(r); err != nil {
+			_ = os.Chmod(s.spool.path(rec.ID), 0o600)
+			_ = s.spool.remove(rec.ID)
+			return rec, false, fmt.Errorf("offload %s: %w", rec.ID, err)
+		}
+	}
 	ev.Recording = r.ID
 	if ev.Detail == "" {
 		ev.Detail = "sha256 " + r.SHA256
 	}
 	r, err = s.Commit(r, ev)
 	if err != nil {
-		// The file is durable but unrecorded; leave nothing half-done behind.
+		// The file is durable but perhaps unrecorded. Badger may have applied a commit it
+		// reports failed (a sync error after the write): a record that names this file
+		// keeps it; otherwise leave nothing half-done behind.
+		if held, gerr := s.Get(rec.ID); gerr == nil && held.SHA256 == r.SHA256 {
+			return rec, false, fmt.Errorf("offload %s: commit reported %w; the record and its spool file are kept", rec.ID, err)
+		}
 		_ = os.Chmod(s.spool.path(rec.ID), 0o600)
 		_ = s.spool.remove(rec.ID)
 		return rec, false, err
 	}
 	return r, false, nil
+}
+
+// checkSpool reads rec's spool copy back and compares it with the recording's hash.
+func (s *Store) checkSpool(ctx context.Context, rec Recording) error {
+	f, err := s.spool.open(rec)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum, err := hashExactly(ctx, io.NewSectionReader(f, 0, rec.Size+1), rec.Size)
+	if err != nil {
+		return fmt.Errorf("read back spool %s: %w", rec.ID, err)
+	}
+	if sum != rec.SHA256 {
+		return fmt.Errorf("spool %s: %w: reads back as sha256 %s, recorded %s", rec.ID, ErrIntegrity, sum, rec.SHA256)
+	}
+	return nil
 }
 
 // ErrBusy means another offload of the same recording id is running (two bays with

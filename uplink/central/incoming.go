@@ -157,6 +157,11 @@ func (f FileStore) expire(dock, id string, before time.Time) (InProgress, bool, 
 		return p, false, nil // touched while this waited for the lock
 	}
 	if p.Filing {
+		if _, ok, ferr := f.Filed(dock, id); ferr == nil && ok {
+			// Filed already; a crash inside the cleanup after filing left the state
+			// behind (its part may be gone): discard what is left.
+			return p, true, u.discard()
+		}
 		_, err := f.file(dock, u)
 		return p, err == nil, err
 	}

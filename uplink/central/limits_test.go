@@ -313,3 +313,28 @@ func TestDockStateInMemoryIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A crash inside the cleanup after filing (the part's name removed, its state not yet)
+// leaves a filed upload's state behind: the sweep discards it instead of failing on the
+// missing part every hour and counting it against the dock's limits for good.
+func TestSweepClearsAFiledUploadsLeftovers(t *testing.T) {
+	const dock = "dock-1"
+	st := FileStore{Dir: t.TempDir()}
+	r := newRecording("CAM-8_VID_0091.mp4", 32<<10, 8<<10, 91, false)
+	crashAtStep("part's name removed", func() { _, _ = send(st, dock, r) })
+	if _, ok, err := st.Filed(dock, r.meta.ID); err != nil || !ok {
+		t.Fatalf("not filed before the crash in its cleanup: %v %v", ok, err)
+	}
+	backdate(t, st, dock, r.meta.ID, time.Now().Add(-8*24*time.Hour))
+	for i := range 2 {
+		if _, err := st.Expire(time.Now().Add(-7 * 24 * time.Hour)); err != nil {
+			t.Fatalf("sweep %d: %v", i+1, err)
+		}
+	}
+	if left, err := st.Incoming(dock); err != nil || len(left) != 0 {
+		t.Fatalf("after two sweeps still in progress: %+v, %v", left, err)
+	}
+	if _, ok, err := st.Filed(dock, r.meta.ID); err != nil || !ok {
+		t.Fatalf("the filed recording went with the leftovers: %v %v", ok, err)
+	}
+}

@@ -134,13 +134,15 @@ func (s *Store) commitGroup(group []*write) (rest []*write) {
 			continue
 		}
 		s.heads.adding(b.added)
-		err = b.txn.Commit()
+		err = s.commit(b.txn)
 		b.txn.Discard()
 		if err == nil {
 			s.seq, s.head = seq, head
 			s.tally = *b.tally()
 			s.landed.committed(b.recs)
 			s.heads.added(b.added)
+		} else {
+			s.reloadAfterFailedCommit(err)
 		}
 		for _, w := range group {
 			w.done <- err
@@ -316,4 +318,33 @@ func (l *landed) forget() {
 	defer l.mu.Unlock()
 	l.gen++
 	l.recs = nil
+}
+
+// reloadAfterFailedCommit takes the ledger head, the tally and the records from what
+// Badger shows after a commit it reported failed: it may have applied the writes before
+// the sync that failed, and the next commit must then neither reuse the ledger's sequence
+// numbers (overwriting entries) nor count from a tally without them. s.mu is held.
+func (s *Store) reloadAfterFailedCommit(cause error) {
+	s.landed.forget()
+	s.heads.reset()
+	err := s.loadHead()
+	if err == nil {
+		err = s.db.View(func(txn *badger.Txn) error {
+			it, err := txn.Get([]byte(kTally))
+			if err != nil {
+				return err
+			}
+			t := newTally()
+			if err := it.Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
+				return err
+			}
+			s.tally = t.clone()
+			return nil
+		})
+	}
+	if err != nil {
+		s.log.Error("queue: state after a failed commit not reloaded", "commit_err", cause, "err", err)
+		return
+	}
+	s.log.Error("queue: commit failed; ledger head and tally reloaded from the store", "err", cause, "seq", s.seq)
 }

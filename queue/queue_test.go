@@ -790,3 +790,34 @@ func TestHeldRecordWithoutItsSpoolCopyIsNotHeld(t *testing.T) {
 		})
 	}
 }
+
+// Badger can apply a commit and then report it failed (the sync after the write fails):
+// the next commit must not reuse the ledger's sequence numbers, overwriting the entries
+// of the commit that was applied after all.
+func TestCommitReportedFailedButAppliedOverwritesNoEntry(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	if err := s.Record(Event{Kind: EvInput, Detail: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	s.commit = func(txn *badger.Txn) error {
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+		return errors.New("sync failed after the write")
+	}
+	if err := s.Record(Event{Kind: EvInput, Detail: "two, applied though reported failed"}); err == nil {
+		t.Fatal("the failing commit reported no error")
+	}
+	s.commit = (*badger.Txn).Commit
+	if err := s.Record(Event{Kind: EvInput, Detail: "three"}); err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	if err := s.Ledger(1, func(e Entry) error { details = append(details, e.Detail); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.VerifyLedger(); err != nil || n != 3 || !slices.Contains(details, "two, applied though reported failed") {
+		t.Fatalf("ledger %q (%d entries, %v): an applied entry was overwritten", details, n, err)
+	}
+}

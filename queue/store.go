@@ -94,6 +94,10 @@ type Store struct {
 
 	inflight claims // recording ids being offloaded
 
+	// commit commits a group's transaction: Badger's, or in tests one that applies it
+	// and then reports an error, as Badger does when the sync after the write fails.
+	commit func(*badger.Txn) error
+
 	writes chan *write   // updates waiting for the committer
 	idle   chan struct{} // closed when the committer has ended
 
@@ -144,8 +148,26 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		// A failed Open can still return a DB that hangs when used: never touch it.
 		return nil, fmt.Errorf("open queue %s: %w", dir, err)
 	}
-	s := &Store{db: db, spool: sp, log: log, now: func() time.Time { return time.Now().UTC() }, head: genesis, stop: make(chan struct{}), writes: make(chan *write, maxGroup), idle: make(chan struct{})}
-	err = db.View(func(txn *badger.Txn) error {
+	s := &Store{db: db, spool: sp, log: log, now: func() time.Time { return time.Now().UTC() }, head: genesis, stop: make(chan struct{}), writes: make(chan *write, maxGroup), idle: make(chan struct{}),
+		commit: (*badger.Txn).Commit}
+	if err := s.loadHead(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open queue: ledger head: %w", err)
+	}
+	if err := s.loadTally(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open queue: tally: %w", err)
+	}
+	s.wg.Add(2)
+	go s.gcLoop()
+	go s.committer()
+	return s, nil
+}
+
+// loadHead reads the ledger's head (its last sequence number and hash) as stored.
+func (s *Store) loadHead() error {
+	s.seq, s.head = 0, genesis
+	return s.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte(kHead))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -165,18 +187,6 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 			return nil
 		})
 	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open queue: ledger head: %w", err)
-	}
-	if err := s.loadTally(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open queue: tally: %w", err)
-	}
-	s.wg.Add(2)
-	go s.gcLoop()
-	go s.committer()
-	return s, nil
 }
 
 // loadTally reads the stored tally, or counts the records once (a store from before the

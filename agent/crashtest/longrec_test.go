@@ -13,13 +13,15 @@ import (
 
 	"dock/agent/simrun"
 	"dock/board/sim"
+	"dock/queue"
 	"dock/uplink/central"
 	"dock/uplink/mqtttest"
 )
 
 // A long shift past 4 GiB (exFAT cards hold such files) on a camera that keeps its footage
 // in folders: the real agent (docksim) offloads, encrypts and uploads it with 64-bit sizes
-// and offsets end to end, and central files it byte for byte, once as the host's own build
+// and offsets end to end, is killed once central holds more than 4 GiB of it and resumes
+// from central's offset, and central files it byte for byte, once as the host's own build
 // and once as the armv7 build under qemu-user, where int is 32 bits. The recording is a
 // sparse file, random at both ends. Minutes: make test-long only.
 func TestLongRecordingPast4GiB(t *testing.T) {
@@ -73,8 +75,8 @@ func longRecording(t *testing.T, arch string) {
 	if err := cam.Generate(2, 100<<10, 77, time.Now().Add(-time.Hour), nil); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now().Add(-13 * time.Hour).UTC().Truncate(time.Second)
-	if err := cam.PutSparse("DCIM/100MEDIA/LONG_0001.MP4", long, 78, sim.FileMeta{Start: start, End: start.Add(12 * time.Hour)}); err != nil {
+	start13 := time.Now().Add(-13 * time.Hour).UTC().Truncate(time.Second)
+	if err := cam.PutSparse("DCIM/100MEDIA/LONG_0001.MP4", long, 78, sim.FileMeta{Start: start13, End: start13.Add(12 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	want, err := simrun.HashFootage(cam)
@@ -86,19 +88,45 @@ func longRecording(t *testing.T, arch string) {
 		t.Fatal(err)
 	}
 	args := []string{"-dir", filepath.Join(dir, "run"), "-broker", mq.URL, "-central=false", "-central-key", key.Public, "-script", script, "-stay", "-poll-ms", "1000"}
-	cmd := exec.Command(bin, args...)
-	if emulator != "" {
-		cmd = exec.Command(emulator, append([]string{bin}, args...)...)
-	}
 	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
 	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	var cmd *exec.Cmd
+	start := func() {
+		cmd = exec.Command(bin, args...)
+		if emulator != "" {
+			cmd = exec.Command(emulator, append([]string{bin}, args...)...)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	began := time.Now()
+	start()
 	defer func() { _ = cmd.Process.Signal(syscall.SIGKILL); _ = cmd.Wait() }()
-	err = simrun.WaitCentral(ctx, store, want)
+
+	// Killed once central holds more than 4 GiB of the long recording: the upload resumes
+	// from central's offset past 4 GiB.
+	longID := queue.RecordingID("CAM-LONG", "DCIM/100MEDIA/LONG_0001.MP4", start13, long)
+	var killedAt int64
+	err = simrun.WaitFor(ctx, "central holding 4 GiB of the long recording", func() bool {
+		up, ok, _ := store.Held("dock-sim-1", longID)
+		if ok && up.Held > 4<<30 {
+			killedAt = up.Held
+			return true
+		}
+		_, filed, _ := store.Filed("dock-sim-1", longID)
+		return filed // finished before a poll saw it past 4 GiB: nothing left to resume
+	})
+	if err == nil && killedAt > 0 {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		start()
+		t.Logf("%s: the dock killed with %d bytes of the long recording at central; restarted", arch, killedAt)
+	}
+	if err == nil {
+		err = simrun.WaitCentral(ctx, store, want)
+	}
 	if err == nil {
 		err = simrun.WaitFor(ctx, "the camera emptied", func() bool { return countFiles(cam.Footage()) == 0 })
 	}

@@ -457,13 +457,17 @@ func (a *Agent) Faults() []health.Fault {
 // spaceReturned clears the dock's spool-full condition once offload has room again. It is
 // a condition of the dock, not a device fault: nothing goes for repair.
 func (a *Agent) spaceReturned() {
-	id := health.FaultID(a.cfg.Dock, "spool-full")
+	a.clearCondition(health.FaultID(a.cfg.Dock, "spool-full"), "dock: spool space returned")
+}
+
+// clearCondition clears fault id, if it is open, as a condition that no longer holds.
+func (a *Agent) clearCondition(id, why string) {
 	a.mu.RLock()
 	f, ok := a.faults[id]
 	a.mu.RUnlock()
 	if ok && f.State != health.Cleared {
-		if err := a.faultEvent(id, health.EvClear, "dock: spool space returned"); err != nil {
-			a.log.Error("clear spool-full", "err", err)
+		if err := a.faultEvent(id, health.EvClear, why); err != nil {
+			a.log.Error("fault not cleared", "fault", id, "err", err)
 		}
 	}
 }
@@ -488,15 +492,7 @@ func (a *Agent) uploadStuck(id string, attempts int, lastErr error) {
 
 // uploadUnstuck clears a recording's upload-stuck fault once it is verified or gone.
 func (a *Agent) uploadUnstuck(id string) {
-	fid := health.FaultID(id, codeUploadStuck)
-	a.mu.RLock()
-	f, ok := a.faults[fid]
-	a.mu.RUnlock()
-	if ok && f.State != health.Cleared {
-		if err := a.faultEvent(fid, health.EvClear, "dock: recording verified by central"); err != nil {
-			a.log.Error("clear upload-stuck", "recording", id, "err", err)
-		}
-	}
+	a.clearCondition(health.FaultID(id, codeUploadStuck), "dock: recording verified by central")
 }
 
 // alertLoop sends each open fault's alert until maintenance acknowledges it.

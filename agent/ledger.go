@@ -74,14 +74,6 @@ func (a *Agent) flushNotes() int {
 		a.notesLost = 0
 	}
 	a.unwritten = nil
-	id := health.FaultID(a.cfg.Dock, codeLedgerUnwritable)
-	a.mu.RLock()
-	f, ok := a.faults[id]
-	a.mu.RUnlock()
-	if ok && f.State != health.Cleared {
-		if err := a.faultEvent(id, health.EvClear, "dock: held ledger entries written"); err != nil {
-			a.log.Error("clear ledger-unwritable", "err", err)
-		}
-	}
+	a.clearCondition(health.FaultID(a.cfg.Dock, codeLedgerUnwritable), "dock: held ledger entries written")
 	return 0
 }

@@ -166,8 +166,8 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 
 // loadHead reads the ledger's head (its last sequence number and hash) as stored.
 func (s *Store) loadHead() error {
-	s.seq, s.head = 0, genesis
-	return s.db.View(func(txn *badger.Txn) error {
+	seq, head := uint64(0), genesis
+	err := s.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte(kHead))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -183,10 +183,14 @@ func (s *Store) loadHead() error {
 			if err := json.Unmarshal(v, &h); err != nil {
 				return err
 			}
-			s.seq, s.head = h.Seq, h.Hash
+			seq, head = h.Seq, h.Hash
 			return nil
 		})
 	})
+	if err == nil { // a head that cannot be read leaves the one known: never back to seq 0
+		s.seq, s.head = seq, head
+	}
+	return err
 }
 
 // loadTally reads the stored tally, or counts the records once (a store from before the

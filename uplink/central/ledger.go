@@ -74,19 +74,7 @@ func (f FileStore) PutLedgerHead(dock string, h LedgerHead) error {
 		return err
 	}
 	tmp := tmpPath(path)
-	file, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := file.Write(b); err != nil {
-		file.Close()
-		return err
-	}
-	if err := file.Sync(); err != nil {
-		file.Close()
-		return err
-	}
-	if err := file.Close(); err != nil {
+	if err := writeFileSynced(tmp, b, os.O_TRUNC, 0o640); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -357,17 +357,10 @@ func tmpPath(path string) string {
 // isTemp is a file being written under a temporary name, or left so by a crash.
 func isTemp(name string) bool { return strings.HasPrefix(name, ".") }
 
-// writeNew gives path the content b, durably, never replacing what is there: b is written
-// and fsynced under a temporary name, then linked to path (link(2) fails on an existing
-// name). A path that already holds exactly b (a repeat after a crash) is left as it is; one
-// that holds anything else is an error. The caller fsyncs the directory.
-func writeNew(path string, b []byte) error {
-	tmp := tmpPath(path)
-	// A crash may have left the temporary, read-only: a new one, not that one rewritten.
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	file, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o440)
+// writeFileSynced creates path (with flag added to O_WRONLY|O_CREATE), writes b and fsyncs
+// it; the caller makes the name durable (rename or link, then the directory's fsync).
+func writeFileSynced(path string, b []byte, flag int, perm os.FileMode) error {
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, perm)
 	if err != nil {
 		return err
 	}
@@ -379,7 +372,20 @@ func writeNew(path string, b []byte) error {
 		file.Close()
 		return err
 	}
-	if err := file.Close(); err != nil {
+	return file.Close()
+}
+
+// writeNew gives path the content b, durably, never replacing what is there: b is written
+// and fsynced under a temporary name, then linked to path (link(2) fails on an existing
+// name). A path that already holds exactly b (a repeat after a crash) is left as it is; one
+// that holds anything else is an error. The caller fsyncs the directory.
+func writeNew(path string, b []byte) error {
+	tmp := tmpPath(path)
+	// A crash may have left the temporary, read-only: a new one, not that one rewritten.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := writeFileSynced(tmp, b, os.O_EXCL, 0o440); err != nil {
 		return err
 	}
 	crashAt("temporary written: " + filepath.Base(path))

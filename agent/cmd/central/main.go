@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"dock/agent"
@@ -63,16 +62,11 @@ func main() {
 	}
 	var signer ed25519.PrivateKey
 	if *signingKey != "" {
-		b, err := os.ReadFile(*signingKey)
-		var seed []byte
-		if err == nil {
-			seed, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-		}
-		if err != nil || len(seed) != ed25519.SeedSize {
+		var err error
+		if signer, err = central.LoadSigningKey(*signingKey); err != nil {
 			log.Error("signing key", "file", *signingKey, "err", err)
 			os.Exit(1)
 		}
-		signer = ed25519.NewKeyFromSeed(seed)
 	} else {
 		log.Warn("no -signing-key: every dock refuses every message from this receiver (grants, acks, receipts, configs, commands)")
 	}

@@ -5,18 +5,17 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"dock/agent"
 	"dock/agent/simrun"
+	"dock/uplink/central"
 	"dock/uplink/wire"
 )
 
@@ -42,16 +41,11 @@ func main() {
 	defer stop()
 	var signer ed25519.PrivateKey
 	if *signingKey != "" {
-		b, err := os.ReadFile(*signingKey)
-		var seed []byte
-		if err == nil {
-			seed, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-		}
-		if err != nil || len(seed) != ed25519.SeedSize {
+		var err error
+		if signer, err = central.LoadSigningKey(*signingKey); err != nil {
 			log.Error("signing key", "file", *signingKey, "err", err)
 			os.Exit(1)
 		}
-		signer = ed25519.NewKeyFromSeed(seed)
 	} else if !*withCentral && *centralPub == "" {
 		log.Warn("-central=false without -signing-key or -central-key: the dock refuses everything the other central sends")
 	}

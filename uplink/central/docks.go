@@ -36,11 +36,12 @@ func (r *Receiver) state(dock string) *dockState {
 	return d
 }
 
-func (r *Receiver) noteStatus(dock string, s wire.StatusMsg) {
-	s.Version = clip(s.Version, r.o.MaxText)
+func (r *Receiver) noteStatus(dock string, s wire.StatusMsg) wire.StatusMsg {
+	s.Version, s.State = clip(s.Version, r.o.MaxText), clip(s.State, r.o.MaxText)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.state(dock).status = &s
+	return s
 }
 
 // noteAlert keeps an alert, its free text clipped, and reports whether it was known.

@@ -181,6 +181,7 @@ func (r *Receiver) checkLedger(dock string, entries []json.RawMessage) (ack wire
 // ledgerAck checks a batch (checkLedger) and publishes central's sealed acknowledgement.
 func (r *Receiver) ledgerAck(ctx context.Context, dock string, entries []json.RawMessage) error {
 	ack, ok := r.checkLedger(dock, entries)
+	r.observe(dock, "ledger", func(o Observer) error { return o.DockLedger(dock, entries, ack) })
 	if !ok || r.conn == nil {
 		return nil
 	}

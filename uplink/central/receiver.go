@@ -46,6 +46,8 @@ type Options struct {
 	// Limits bound what docks can make the receiver hold (zero fields take their
 	// defaults): see Limits.
 	Limits
+	// Observer, when set, is told what the receiver took from docks (see Observer).
+	Observer Observer
 }
 
 // Receiver is one central receiver instance.
@@ -201,7 +203,8 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 		if err := json.Unmarshal(p, &s); err != nil {
 			return err
 		}
-		r.noteStatus(dock, s)
+		s = r.noteStatus(dock, s)
+		r.observe(dock, "status", func(o Observer) error { return o.DockStatus(dock, s) })
 		if s.State == "online" {
 			// A dock that (re)appears, or one this receiver just learned of from the
 			// retained status: let it upload what it holds.
@@ -221,6 +224,7 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 			return err
 		}
 		a, seen := r.noteAlert(dock, a)
+		r.observe(dock, "alert", func(o Observer) error { return o.DockAlert(dock, a) })
 		if !seen {
 			r.log.Warn("central: fault alert", "dock", dock, "device", a.Device, "code", a.Code, "detail", a.Detail)
 		}
@@ -230,6 +234,7 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 			return err
 		}
 		rep = r.noteReported(dock, rep)
+		r.observe(dock, "reported", func(o Observer) error { return o.DockReported(dock, rep) })
 		r.log.Info("central: dock config", "dock", dock, "version", rep.Version, "status", rep.Status, "reason", rep.Reason)
 	case wire.TopicHealth:
 		var hm wire.HealthMsg
@@ -239,6 +244,13 @@ func (r *Receiver) handle(ctx context.Context, dock, leaf string, p []byte) erro
 		if err := r.noteHealth(hm); err != nil {
 			return fmt.Errorf("health: %w", err)
 		}
+		r.observe(dock, "health", func(o Observer) error { return o.DockHealth(dock, hm) })
+	case wire.TopicTelemetry:
+		var t wire.TelemetryMsg
+		if err := json.Unmarshal(p, &t); err != nil {
+			return err
+		}
+		r.observe(dock, "telemetry", func(o Observer) error { return o.DockTelemetry(dock, t) })
 	case wire.TopicLedger:
 		var l wire.LedgerMsg
 		if err := json.Unmarshal(p, &l); err != nil {
@@ -367,6 +379,14 @@ func (r *Receiver) begin(ctx context.Context, dock string, b wire.BeginMsg) erro
 	case a.receipt != nil && a.receipt.Error != "":
 		r.log.Error("central: other bytes for a filed recording refused", "dock", dock, "recording", b.Recording.ID,
 			"filed_sha256", a.receipt.SHA256, "dock_sha256", b.SHA256)
+	case a.receipt != nil && r.o.Observer != nil:
+		// Filed already (the receipt was lost, or central stopped before its observer took
+		// it): observed again before the receipt goes.
+		if s, ok, err := r.o.Store.Filed(dock, b.Recording.ID); err != nil || !ok {
+			return fmt.Errorf("filed %s: %v (found %v)", b.Recording.ID, err, ok)
+		} else if err := r.observeFiled(dock, s); err != nil {
+			return err
+		}
 	}
 	return r.answer(ctx, dock, a, false)
 }
@@ -444,6 +464,9 @@ func (r *Receiver) end(ctx context.Context, dock string, e wire.EndMsg) error {
 	case a.receipt != nil && a.receipt.Error == "":
 		r.streamDone(dock, e.Recording)
 		r.log.Info("central: recording verified", "dock", dock, "recording", e.Recording, "bytes", s.Size, "sha256", s.SHA256)
+		if err := r.observeFiled(dock, s); err != nil {
+			return err // no receipt: the dock sends its end again
+		}
 	}
 	return r.answer(ctx, dock, a, false)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,23 @@ func killHelper(dir string) {
 	}
 }
 
+// helperCommand runs this test binary again as the helper: natively, or under the
+// qemu-user emulator this binary runs under when it is an ARM build (make test-arm runs
+// the suite with -exec qemu-*-static and the host may have no binfmt_misc entry for it).
+func helperCommand(t *testing.T) *exec.Cmd {
+	emulator := map[string]string{"arm": "qemu-arm-static", "arm64": "qemu-aarch64-static"}[runtime.GOARCH]
+	host, _ := exec.Command("uname", "-m").Output()
+	native := map[string]string{"arm": "armv7l", "arm64": "aarch64"}[runtime.GOARCH]
+	if emulator != "" && strings.TrimSpace(string(host)) != native {
+		path, err := exec.LookPath(emulator)
+		if err != nil {
+			t.Skipf("this %s test binary runs emulated and %s is not installed to run its helper", runtime.GOARCH, emulator)
+		}
+		return exec.Command(path, os.Args[0], "-test.run=^$")
+	}
+	return exec.Command(os.Args[0], "-test.run=^$")
+}
+
 // A process holding the database is killed with SIGKILL while it writes; everything it
 // was told was written (the call returned) is there after, each time, and the database
 // opens and takes writes again.
@@ -60,7 +78,7 @@ func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	next := 0
 	for round := range 3 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd := helperCommand(t)
 		cmd.Env = append(os.Environ(), helperEnv+"="+dir, "FLEET_KILL_START="+strconv.Itoa(next))
 		out, err := cmd.StdoutPipe()
 		if err != nil {

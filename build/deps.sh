@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a Debian machine with Go: a real mosquitto broker and
-# qemu-user-static for the ARM builds. Does nothing for what is already there.
+# Installs what the tests need on a Debian machine with Go: a real mosquitto broker,
+# qemu-user-static for the ARM builds, chromium for the console's browser tests, and
+# mailpit (a real SMTP server with an HTTP API, built with go install into build/out/tools)
+# for the e-mail notifications. Does nothing for what is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v mailpit >/dev/null 2>&1 && [ ! -x build/out/tools/mailpit ]; then
+  echo "installing mailpit into build/out/tools" >&2
+  GOBIN="$PWD/build/out/tools" GOOS= GOARCH= GOARM= CGO_ENABLED=0 go install github.com/axllent/mailpit@v1.33.1
+fi
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"dock/agent"
 	"dock/uplink/central"
+	"dock/uplink/central/notify"
 	"dock/uplink/wire"
 )
 
@@ -36,6 +38,7 @@ func main() {
 	dock := flag.String("dock", "", "dock id for -push-config")
 	version := flag.Bool("version", false, "print the version and exit")
 	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed): signs every message to a dock (grants, acks, receipts, configs, commands); docks refuse anything unsigned")
+	notifications := flag.String("notifications", "", "JSON file of who hears of new faults, by webhook and e-mail, per team (see package dock/uplink/central/notify); delivery state kept in the store directory's notify.json")
 	genKey := flag.Bool("gen-key", false, "print a new signing key (base64 seed) and its public half for docks' central_key, and exit")
 	flag.Parse()
 	if *genKey {
@@ -70,8 +73,19 @@ func main() {
 	} else {
 		log.Warn("no -signing-key: every dock refuses every message from this receiver (grants, acks, receipts, configs, commands)")
 	}
+	var observer central.Observer
+	if *notifications != "" {
+		n, err := startNotifications(ctx, *notifications, *dir, log)
+		if err != nil {
+			log.Error("notifications", "err", err)
+			os.Exit(1)
+		}
+		// An alert not recorded is logged by the receiver; the dock sends it again until
+		// acknowledged, and the next repeat is taken as new.
+		observer = n.Observer(observer)
+	}
 	r, err := central.Start(ctx, central.Options{SigningKey: signer, Broker: *brokerURL, ClientID: *client, Username: *user, Password: *pass, TLS: tlsc,
-		Store: central.FileStore{Dir: *dir}, Share: *share, ChunkSize: *chunk, Window: *window, RateBytes: *rate}, log)
+		Store: central.FileStore{Dir: *dir}, Share: *share, ChunkSize: *chunk, Window: *window, RateBytes: *rate, Observer: observer}, log)
 	if err != nil {
 		log.Error("central", "err", err)
 		os.Exit(1)
@@ -93,4 +107,31 @@ func main() {
 	}
 	log.Info("central receiver running", "broker", *brokerURL, "store", *dir)
 	<-ctx.Done()
+}
+
+// startNotifications reads the notifications file and runs its notifier until ctx ends,
+// its delivery state in dir/notify.json.
+func startNotifications(ctx context.Context, file, dir string, log *slog.Logger) (*notify.Notifier, error) {
+	cfg, err := notify.LoadConfig(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := notify.OpenFileStore(filepath.Join(dir, "notify.json"))
+	if err != nil {
+		return nil, err
+	}
+	n, err := notify.New(notify.Options{Config: cfg, Store: st, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	go n.Run(ctx)
+	teams := make([]string, len(cfg.Teams))
+	for i, t := range cfg.Teams {
+		teams[i] = t.Name
+	}
+	log.Info("notifications", "file", file, "teams", teams)
+	return n, nil
 }

@@ -107,7 +107,7 @@ func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *
 		if err != nil {
 			return nil, fmt.Errorf("board %s slot %d: %w", b.Name, i, err)
 		}
-		s := &slot{a: a, index: i, def: def, lines: lines, log: log.With("slot", i), baseLog: log.With("slot", i), state: Empty}
+		s := &slot{a: a, index: i, def: def, lines: lines, log: log.With("slot", i), state: Empty}
 		var persisted slotDoc
 		if ok, err := store.GetDoc("slot", fmt.Sprint(i), &persisted); err != nil {
 			return nil, err

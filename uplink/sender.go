@@ -26,6 +26,7 @@ type Source interface {
 	Free(id string) error
 	Open(id string) (*queue.Footage, error)
 	Stats() (queue.Stats, error)
+	Record(events ...queue.Event) error
 }
 
 // ErrStalled means central acknowledged nothing for the stall timeout: the transfer is
@@ -641,8 +642,20 @@ func (s *Sender) settle(ctx context.Context, id string, r wire.ReceiptMsg) (fini
 // receipt handles a receipt for a recording not being sent now (a repeat after a restart).
 func (s *Sender) receipt(ctx context.Context, r wire.ReceiptMsg) {
 	rec, err := s.src.Get(r.Recording)
+	if errors.Is(err, queue.ErrNotFound) {
+		// Central filed an upload under this dock's name that this agent never sent (a
+		// forged upload with this dock's certificate): disowned in the ledger, which central
+		// chains and raises an alert on (uplink/central/attest.go).
+		s.log.Error("uplink: receipt for a recording this dock does not hold", "recording", r.Recording, "sha256", r.SHA256)
+		ev := queue.Event{Kind: queue.EvRejected, Recording: r.Recording,
+			Detail: fmt.Sprintf("receipt for a recording this dock does not hold (sha256 %s size %d): not uploaded by this agent", r.SHA256, r.Size)}
+		if err := s.src.Record(ev); err != nil {
+			s.log.Error("uplink: recording a disowned receipt", "recording", r.Recording, "err", err)
+		}
+		return
+	}
 	if err != nil {
-		s.log.Warn("uplink: receipt for an unknown recording", "recording", r.Recording)
+		s.log.Warn("uplink: receipt not applied", "recording", r.Recording, "err", err)
 		return
 	}
 	if rec.State == queue.Freed {

@@ -22,6 +22,9 @@ type LedgerHead struct {
 	Seq  uint64    `json:"seq"`
 	Hash string    `json:"hash"`
 	Time time.Time `json:"time"` // when central took it
+	// Start is the first entry central chained for the dock (1: all of it); 0 in heads
+	// kept before central recorded it.
+	Start uint64 `json:"start,omitempty"`
 }
 
 // LedgerHeads is a Storage that keeps each dock's ledger head (FileStore does). With a
@@ -64,23 +67,11 @@ func (f FileStore) PutLedgerHead(dock string, h LedgerHead) error {
 	if err := safe(dock); err != nil {
 		return err
 	}
-	path := f.ledgerHeadPath(dock)
-	dir := filepath.Dir(path)
-	if err := mkdirSynced(f.Dir, dir); err != nil {
-		return err
-	}
 	b, err := json.Marshal(h)
 	if err != nil {
 		return err
 	}
-	tmp := tmpPath(path)
-	if err := writeFileSynced(tmp, b, os.O_TRUNC, 0o640); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncPath(dir)
+	return f.replaceSynced(f.ledgerHeadPath(dock), b)
 }
 
 // ledgerGenesis is the prev of a dock's first ledger entry (queue.genesis).
@@ -127,7 +118,7 @@ func (r *Receiver) checkLedger(dock string, entries []json.RawMessage) (ack wire
 		return wire.LedgerAckMsg{Error: "central failed to read its ledger head: " + err.Error()}, true
 	}
 	held, moved := head, false
-	var broke error
+	var broke, kept error
 	for _, raw := range entries {
 		var e ledgerLink
 		if err := json.Unmarshal(raw, &e); err != nil || e.Seq == 0 {
@@ -157,10 +148,17 @@ func (r *Receiver) checkLedger(dock string, entries []json.RawMessage) (ack wire
 		if broke != nil {
 			break
 		}
+		start := head.Start
 		if !found {
 			r.log.Info("central: first ledger batch of the dock: its chain starts here", "dock", dock, "seq", e.Seq)
+			start = e.Seq
 		}
-		head, found, moved = LedgerHead{Seq: e.Seq, Hash: e.Hash}, true, true
+		if err := r.attest(dock, raw, e.Seq, start); err != nil {
+			r.log.Error("central: keeping an attestation", "dock", dock, "seq", e.Seq, "err", err)
+			kept = err
+			break
+		}
+		head, found, moved = LedgerHead{Seq: e.Seq, Hash: e.Hash, Start: start}, true, true
 	}
 	if moved {
 		head.Time = time.Now().UTC()
@@ -170,6 +168,9 @@ func (r *Receiver) checkLedger(dock string, entries []json.RawMessage) (ack wire
 		}
 	}
 	ack = wire.LedgerAckMsg{HeadSeq: head.Seq, HeadHash: head.Hash}
+	if kept != nil {
+		ack.Error = "central failed to store an attestation: " + kept.Error()
+	}
 	if broke != nil {
 		ack.Error = "ledger break: " + broke.Error()
 		r.log.Error("central: ledger break: the dock's ledger does not chain to what central holds", "dock", dock,

@@ -170,9 +170,11 @@ func (r *Receiver) checkAttested(dock, id string, seq, start uint64, store Attes
 	}
 }
 
-// raise keeps an alert of central's own about dock, logged at Error.
+// raise keeps an alert of central's own about dock, logged at Error and handed to the
+// Observer as the dock's alerts are (the console's inbox, notifications).
 func (r *Receiver) raise(dock, code, recording, device, detail string) {
 	a := wire.AlertMsg{ID: code + "/" + recording, Device: device, Code: code, Detail: detail, State: "raised", RaisedAt: time.Now().UTC()}
 	a, _ = r.noteAlert(dock, a)
 	r.log.Error("central: "+code, "dock", dock, "recording", recording, "device", device, "detail", a.Detail)
+	r.observe(dock, "alert", func(o Observer) error { return o.DockAlert(dock, a) })
 }

@@ -105,7 +105,8 @@ func TestRecordingsAreAttestedByTheDocksLedger(t *testing.T) {
 // The dock's agent disowning central's receipt (its ledger's receipt-rejected entry) is
 // central's alert too: it is what a forged upload under the dock's certificate earns.
 func TestReceiptDisownedByTheDockIsAnAlert(t *testing.T) {
-	r := newReceiver(Options{ManualGrants: true, Store: FileStore{Dir: t.TempDir()}}, quiet())
+	seen := &alertObserver{}
+	r := newReceiver(Options{ManualGrants: true, Store: FileStore{Dir: t.TempDir()}, Observer: seen}, quiet())
 	batch, _ := chainEvents(1, zeroHash, `"kind":"receipt-rejected","recording":"FORGED-1","detail":"receipt for a recording this dock does not hold"`)
 	if ack := acked(r.checkLedger("dock-1", batch)); ack.Error != "" {
 		t.Fatalf("ledger not chained: %+v", ack)
@@ -119,7 +120,24 @@ func TestReceiptDisownedByTheDockIsAnAlert(t *testing.T) {
 			t.Fatalf("alert %+v", a)
 		}
 	}
+	if len(seen.alerts) != 1 || seen.alerts[0].Code != AlertReceiptRefused {
+		t.Fatalf("the observer (console, notifications) was handed %+v, want the alert", seen.alerts)
+	}
 }
+
+// alertObserver keeps the alerts it is handed.
+type alertObserver struct{ alerts []wire.AlertMsg }
+
+func (o *alertObserver) DockStatus(string, wire.StatusMsg) error       { return nil }
+func (o *alertObserver) DockTelemetry(string, wire.TelemetryMsg) error { return nil }
+func (o *alertObserver) DockAlert(_ string, a wire.AlertMsg) error {
+	o.alerts = append(o.alerts, a)
+	return nil
+}
+func (o *alertObserver) DockReported(string, wire.ReportedMsg) error                   { return nil }
+func (o *alertObserver) DockHealth(string, wire.HealthMsg) error                       { return nil }
+func (o *alertObserver) DockLedger(string, []json.RawMessage, wire.LedgerAckMsg) error { return nil }
+func (o *alertObserver) RecordingFiled(string, Stored) error                           { return nil }
 
 // An attestation central fails to keep stops the chain before its entry: the dock exports
 // it again, and nothing is attested from a ledger central did not hold.

@@ -20,6 +20,12 @@ func TestDockBinaryDependencies(t *testing.T) {
 				t.Errorf("dockagent links %s", d)
 			}
 		}
+		// The console's browser tests' driver, and the SMTP test server, are for tests.
+		for _, prefix := range []string{"github.com/chromedp/", "github.com/axllent/mailpit"} {
+			if strings.HasPrefix(d, prefix) {
+				t.Errorf("dockagent links %s", d)
+			}
+		}
 	}
 	// health stays pure: it imports only value-level standard packages.
 	out, err = exec.Command("go", "list", "-f", `{{join .Imports " "}}`, "dock/health").Output()

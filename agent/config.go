@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"dock/health"
+	"dock/uplink/configrule"
 	"dock/uplink/wire"
 )
 
@@ -214,8 +215,6 @@ func initialSettings(c Config) Settings {
 	return Settings{Team: c.Team, Thresholds: c.Thresholds, AlertEvery: 30 * time.Second, TelemetryEvery: 10 * time.Second, DockLimits: health.DefaultDockLimits()}
 }
 
-var personID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // apply validates a config push against the current settings and returns the new
 // settings, or the reason it is refused. Nothing is changed on error.
 func (s Settings) apply(m wire.ConfigMsg) (Settings, error) {
@@ -227,64 +226,30 @@ func (s Settings) apply(m wire.ConfigMsg) (Settings, error) {
 	}
 	n := s
 	n.Version = m.Version
-	if m.Team == "" || len(m.Team) > 128 {
-		return s, fmt.Errorf("team name must be 1-128 characters")
+	// The field rules are configrule's, which central's console applies before signing.
+	if err := configrule.Team(m.Team); err != nil {
+		return s, err
 	}
 	n.Team = m.Team
-	n.Officers = map[string]string{}
-	for dev, off := range m.Officers {
-		if !personID.MatchString(dev) || !personID.MatchString(off) {
-			return s, fmt.Errorf("officer assignment %q -> %q is not two ids", dev, off)
-		}
-		n.Officers[dev] = off
-	}
-	if len(m.Thresholds) > 0 {
-		th := s.Thresholds
-		if err := json.Unmarshal(m.Thresholds, &th); err != nil {
-			return s, fmt.Errorf("thresholds: %v", err)
-		}
-		if err := th.Check(); err != nil {
-			return s, fmt.Errorf("thresholds: %v", err)
-		}
-		n.Thresholds = th
-	}
 	var err error
-	if n.Blocked, err = deviceSet("blocked", m.Blocked); err != nil {
+	if n.Officers, err = configrule.Officers(m.Officers); err != nil {
 		return s, err
 	}
-	if n.DueOut, err = deviceSet("due_out", m.DueOut); err != nil {
+	if n.Thresholds, err = configrule.Thresholds(s.Thresholds, m.Thresholds); err != nil {
 		return s, err
 	}
-	if n.AlertEvery, err = period("alert_every", m.AlertEvery, s.AlertEvery, time.Second, 24*time.Hour); err != nil {
+	if n.Blocked, err = configrule.DeviceSet("blocked", m.Blocked); err != nil {
 		return s, err
 	}
-	if n.TelemetryEvery, err = period("telemetry_every", m.TelemetryEvery, s.TelemetryEvery, time.Second, time.Hour); err != nil {
+	if n.DueOut, err = configrule.DeviceSet("due_out", m.DueOut); err != nil {
+		return s, err
+	}
+	if n.AlertEvery, err = configrule.Period("alert_every", m.AlertEvery, s.AlertEvery, configrule.MinAlertEvery, configrule.MaxAlertEvery); err != nil {
+		return s, err
+	}
+	if n.TelemetryEvery, err = configrule.Period("telemetry_every", m.TelemetryEvery, s.TelemetryEvery, configrule.MinTelemetryEvery, configrule.MaxTelemetryEvery); err != nil {
 		return s, err
 	}
 	n.DeleteAfterReceipt = m.DeleteAfterReceipt
 	return n, nil
-}
-
-// deviceSet checks a pushed list of device serials.
-func deviceSet(field string, ids []string) (map[string]bool, error) {
-	set := map[string]bool{}
-	for _, d := range ids {
-		if !personID.MatchString(d) {
-			return nil, fmt.Errorf("%s: device %q is not an id", field, d)
-		}
-		set[d] = true
-	}
-	return set, nil
-}
-
-// period checks a pushed duration against its range; zero keeps the current one.
-func period(field string, pushed wire.Duration, cur, lo, hi time.Duration) (time.Duration, error) {
-	d := time.Duration(pushed)
-	if d == 0 {
-		return cur, nil
-	}
-	if d < lo || d > hi {
-		return cur, fmt.Errorf("%s %s not in %s..%s", field, d, lo, hi)
-	}
-	return d, nil
 }

@@ -3,6 +3,7 @@ package browsertest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image/png"
@@ -125,15 +126,63 @@ func (p *person) text(sel string) string {
 }
 
 // eval runs JavaScript in the page and returns its result.
-func eval[T any](p *person, js string) T {
+func eval[T any](p *person, js string, opts ...chromedp.EvaluateOption) T {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	v, err := tryEval[T](p, js, opts...)
 	if err != nil {
 		p.t.Fatalf("%s: %s: %v", p.name, js, err)
 	}
 	return v
+}
+
+// tryEval is eval that returns its error (a page navigating away, say).
+func tryEval[T any](p *person, js string, opts ...chromedp.EvaluateOption) (T, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](js, opts...))
+}
+
+// click clicks the element sel selects (CSS) and waits for the page it leads to.
+func (p *person) click(what, sel string) {
+	p.t.Helper()
+	p.do(what+": mark the page", chromedp.Evaluate[chromedp.Void]("window.__leaving = 1"))
+	p.do(what, chromedp.Click(chromedp.CSS(sel)))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if arrived, err := tryEval[bool](p, `window.__leaving === undefined && document.readyState === "complete"`); err == nil && arrived {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: %s: no new page after 20 s", p.name, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// type_ replaces the value of the field sel selects (CSS) with text, typed.
+func (p *person) type_(sel, text string) {
+	p.t.Helper()
+	q, _ := json.Marshal(sel)
+	p.do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf("document.querySelector(%s).value = ''", q)),
+		chromedp.SendKeys(chromedp.CSS(sel), text))
+}
+
+// waitJS reloads path until the JavaScript js says true, or fails after timeout; it
+// returns how long that took.
+func (p *person) waitJS(path, js string, timeout time.Duration) time.Duration {
+	p.t.Helper()
+	start := time.Now()
+	for {
+		p.open(path)
+		if ok, err := tryEval[bool](p, js); err == nil && ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			p.t.Fatalf("%s: on %s, %s is not true after %v; the page says:\n%s", p.name, path, js, timeout, p.text("main"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // open navigates to a path of the console.
@@ -174,12 +223,9 @@ func (p *person) statusOf(path string) int64 {
 func (p *person) login(user, password string) {
 	p.t.Helper()
 	p.open("/login")
-	p.do("sign in as "+user,
-		chromedp.SendKeys(chromedp.CSS("#user"), user),
-		chromedp.SendKeys(chromedp.CSS("#password"), password),
-		chromedp.Click(chromedp.CSS("#signin")),
-		chromedp.WaitReady(chromedp.CSS("body")),
-	)
+	p.type_("#user", user)
+	p.type_("#password", password)
+	p.click("sign in as "+user, "#signin")
 }
 
 // screenshotDir is where the screenshots go: build/out/console/ of the repository.

@@ -46,6 +46,7 @@ type Attestations interface {
 const (
 	AlertUnattested     = "recording-unattested"    // filed under a camera the dock's ledger does not name
 	AlertReceiptRefused = "receipt-refused-by-dock" // the dock's agent refused central's receipt
+	AlertLedgerBreak    = "ledger-break"            // the dock's ledger does not chain to central's copy
 )
 
 func (f FileStore) attestationPath(dock, id string) string {
@@ -170,11 +171,11 @@ func (r *Receiver) checkAttested(dock, id string, seq, start uint64, store Attes
 	}
 }
 
-// raise keeps an alert of central's own about dock, logged at Error and handed to the
+// raise keeps an alert of central's own about dock (its id: code/key), logged at Error and handed to the
 // Observer as the dock's alerts are (the console's inbox, notifications).
-func (r *Receiver) raise(dock, code, recording, device, detail string) {
-	a := wire.AlertMsg{ID: code + "/" + recording, Device: device, Code: code, Detail: detail, State: "raised", RaisedAt: time.Now().UTC()}
+func (r *Receiver) raise(dock, code, key, device, detail string) {
+	a := wire.AlertMsg{ID: code + "/" + key, Device: device, Code: code, Detail: detail, State: "raised", RaisedAt: time.Now().UTC()}
 	a, _ = r.noteAlert(dock, a)
-	r.log.Error("central: "+code, "dock", dock, "recording", recording, "device", device, "detail", a.Detail)
+	r.log.Error("central: "+code, "dock", dock, "key", key, "device", device, "detail", a.Detail)
 	r.observe(dock, "alert", func(o Observer) error { return o.DockAlert(dock, a) })
 }

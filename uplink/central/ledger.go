@@ -175,6 +175,9 @@ func (r *Receiver) checkLedger(dock string, entries []json.RawMessage) (ack wire
 		ack.Error = "ledger break: " + broke.Error()
 		r.log.Error("central: ledger break: the dock's ledger does not chain to what central holds", "dock", dock,
 			"held_seq", head.Seq, "held_hash", head.Hash, "err", broke)
+		// One alert per break point: the dock exports the same batch again and again.
+		r.raise(dock, AlertLedgerBreak, fmt.Sprint(head.Seq), "",
+			fmt.Sprintf("the dock's ledger does not chain on to entry %d that central holds: %v", head.Seq, broke))
 	}
 	return ack, true
 }

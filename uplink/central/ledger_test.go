@@ -67,6 +67,16 @@ func TestCentralAnchorsTheDocksLedger(t *testing.T) {
 			t.Fatalf("%s: not logged as a ledger break at Error: %s", name, logs.String())
 		}
 	}
+	// Each break point is one central alert (the dock exports the same batch again).
+	breaks := 0
+	for _, a := range r.Alerts() {
+		if a.Code == AlertLedgerBreak && strings.Contains(a.Detail, "entry 20") {
+			breaks++
+		}
+	}
+	if breaks != 1 {
+		t.Fatalf("%d ledger-break alerts at entry 20, want 1: %v", breaks, r.Alerts())
+	}
 	// A gap.
 	gap, _ := chainEntries(22, 3, h20, "read")
 	if ack = acked(r.checkLedger("dock-1", gap)); ack.Error == "" || !strings.Contains(ack.Error, "21") || ack.HeadSeq != 20 {

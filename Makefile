@@ -13,10 +13,17 @@ DEMO_DIR ?= $(OUT)/demo
 PROGRAMS := dockagent central dockctl docksmoke
 export CGO_ENABLED ?= 0
 
-.PHONY: package test-package demo test test-unit test-vm test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
+.PHONY: package test-package demo run test test-unit test-vm test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
 
 demo: ## the agent on a simulated dock, end to end; exits by itself
 	$(GO) run -ldflags "-X dock/agent.Version=$(VERSION)" ./agent/cmd/dockdemo -dir $(DEMO_DIR)
+
+# Central with its web console, an embedded broker and two simulated docks, until Ctrl-C:
+# prints the console's address and a one-time admin password.
+RUN_DIR ?= $(OUT)/run
+RUN_ADDR ?= 127.0.0.1:8080
+run: ## central, its console and simulated docks; until Ctrl-C
+	$(GO) run -ldflags "-X dock/agent.Version=$(VERSION)" ./agent/cmd/consolerun -dir $(RUN_DIR) -addr $(RUN_ADDR)
 
 deps:
 	@bash build/deps.sh

@@ -17,6 +17,7 @@ import (
 
 	"dock/agent"
 	"dock/uplink/central"
+	"dock/uplink/central/fleet"
 	"dock/uplink/central/notify"
 	"dock/uplink/wire"
 )
@@ -39,6 +40,11 @@ func main() {
 	version := flag.Bool("version", false, "print the version and exit")
 	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed): signs every message to a dock (grants, acks, receipts, configs, commands); docks refuse anything unsigned")
 	notifications := flag.String("notifications", "", "JSON file of who hears of new faults, by webhook and e-mail, per team (see package dock/uplink/central/notify); delivery state kept in the store directory's notify.json")
+	consoleAddr := flag.String("console", "", "serve the web console on this address (host:port; default off)")
+	consoleCert := flag.String("console-cert", "", "TLS certificate for the console")
+	consoleKey := flag.String("console-key", "", "TLS key for the console")
+	newUser := flag.String("add-user", "", "create a console user in the store's fleet database, print a one-time password, and exit")
+	role := flag.String("role", "", "role of -add-user: maintenance, supervisor, approver, auditor or admin")
 	genKey := flag.Bool("gen-key", false, "print a new signing key (base64 seed) and its public half for docks' central_key, and exit")
 	flag.Parse()
 	if *genKey {
@@ -53,6 +59,13 @@ func main() {
 	}
 	if *version {
 		fmt.Println("central", agent.Version)
+		return
+	}
+	if *newUser != "" {
+		if err := addUser(*dir, *newUser, *role); err != nil {
+			fmt.Fprintln(os.Stderr, "add-user:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -73,7 +86,15 @@ func main() {
 	} else {
 		log.Warn("no -signing-key: every dock refuses every message from this receiver (grants, acks, receipts, configs, commands)")
 	}
-	var observer central.Observer
+	// Central's fleet state (docks, faults, configs, the evidence index, people, audit)
+	// lives in the store directory's fleet.db, fed by the receiver.
+	db, err := fleet.Open(*dir)
+	if err != nil {
+		log.Error("fleet database", "err", err)
+		os.Exit(1)
+	}
+	defer db.Close()
+	var observer central.Observer = db
 	if *notifications != "" {
 		n, err := startNotifications(ctx, *notifications, *dir, log)
 		if err != nil {
@@ -106,6 +127,13 @@ func main() {
 		}
 	}
 	log.Info("central receiver running", "broker", *brokerURL, "store", *dir)
+	if *consoleAddr != "" {
+		log.Info("console", "addr", *consoleAddr, "tls", *consoleCert != "")
+		if err := serveConsole(ctx, *consoleAddr, *consoleCert, *consoleKey, db, r, central.FileStore{Dir: *dir}, log); err != nil {
+			log.Error("console", "err", err)
+			os.Exit(1)
+		}
+	}
 	<-ctx.Done()
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -115,3 +116,6 @@ func back(w http.ResponseWriter, r *http.Request, path, flash string) {
 	}
 	http.Redirect(w, r, path, http.StatusSeeOther)
 }
+
+// discardLog is a logger that drops everything.
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -208,3 +208,43 @@ func TestViewNeedsASecondPerson(t *testing.T) {
 		t.Fatalf("release: %q %v", cmd, err)
 	}
 }
+
+// A dock's presence and since when come from its retained status: a repeat of the same
+// state keeps the time it changed; a dock offline, or silent past the quiet age, stands out.
+func TestDockPresenceAndQuiet(t *testing.T) {
+	db := openTest(t)
+	t0 := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	now := t0
+	db.UseClock(func() time.Time { return now })
+	status := func(state string) fleet0 {
+		t.Helper()
+		if err := db.DockStatus("dock-q", wire.StatusMsg{State: state, Version: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := db.Docks()
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("docks %+v %v", ds, err)
+		}
+		return fleet0(ds[0])
+	}
+	d := status("online")
+	now = t0.Add(time.Minute)
+	d = status("online")
+	if !d.Since.Equal(t0) || d.Quiet(now, 2*time.Minute) {
+		t.Fatalf("online again: since %s (want %s), quiet %v", d.Since, t0, d.Quiet(now, 2*time.Minute))
+	}
+	if !d.Quiet(now.Add(3*time.Minute), 2*time.Minute) {
+		t.Fatal("a dock silent for 3 minutes does not stand out at a 2-minute quiet age")
+	}
+	now = t0.Add(2 * time.Minute)
+	d = status("offline")
+	if d.State != "offline" || !d.Since.Equal(now) || !d.Quiet(now, time.Hour) {
+		t.Fatalf("offline: %+v", d)
+	}
+	now = t0.Add(3 * time.Minute)
+	if d = status("bogus"); d.State != "offline" || !d.Since.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("a state that is no state counts as offline, since unchanged: %+v", d)
+	}
+}
+
+type fleet0 = Dock

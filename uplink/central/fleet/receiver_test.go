@@ -3,15 +3,18 @@ package fleet_test
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"dock/agent/simrun"
 	"dock/board/sim"
+	"dock/queue"
 	"dock/uplink/central"
 	"dock/uplink/central/fleet"
 	"dock/uplink/mqtttest"
@@ -112,4 +115,73 @@ func TestReceiverFeedsFleetFromASimulatedDock(t *testing.T) {
 		t.Fatalf("ledgers %+v %v", ls, err)
 	}
 	t.Logf("ledger head %d verified, %d entries held", ls[0].HeadSeq, ls[0].Entries)
+}
+
+// flakyFleet fails the first recordings it is told were filed.
+type flakyFleet struct {
+	*fleet.DB
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyFleet) RecordingFiled(dock string, s central.Stored) error {
+	f.mu.Lock()
+	if f.fails > 0 {
+		f.fails--
+		f.mu.Unlock()
+		return errors.New("disk full")
+	}
+	f.mu.Unlock()
+	return f.DB.RecordingFiled(dock, s)
+}
+
+// A recording the fleet could not index gets no receipt: the dock keeps its copy and asks
+// again, and the recording is indexed when the fleet takes it.
+func TestRecordingNotIndexedGetsNoReceipt(t *testing.T) {
+	mq := mqtttest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	_, key, _ := ed25519.GenerateKey(nil)
+	db, err := fleet.Open(filepath.Join(dir, "central"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	flaky := &flakyFleet{DB: db, fails: 2}
+	store := central.FileStore{Dir: filepath.Join(dir, "central")}
+	r, err := central.Start(ctx, central.Options{Broker: mq.URL, ClientID: "central-flaky", Store: store, SigningKey: key, Observer: flaky}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h, err := simrun.Start(ctx, simrun.Options{Dir: filepath.Join(dir, "sim"), Slots: 1, Dock: "dock-f2", Broker: mq.URL, NoCentral: true, CentralKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cam, want, err := h.NewCamera("CAM-F", "OF-F", 2, 100_000, 5, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Dock.Dock(0, cam); err != nil {
+		t.Fatal(err)
+	}
+	if err := simrun.WaitCentral(ctx, store, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := simrun.WaitFor(ctx, "both recordings indexed and freed on the dock after the fleet took them", func() bool {
+		rs, _ := db.Recordings(fleet.Search{Dock: "dock-f2"})
+		st, _ := h.Store.Stats()
+		return len(rs) == 2 && st.Count[queue.Freed] == 2
+	}); err != nil {
+		st, _ := h.Store.Stats()
+		t.Fatalf("%v (dock %+v)", err, st)
+	}
+	flaky.mu.Lock()
+	defer flaky.mu.Unlock()
+	if flaky.fails != 0 {
+		t.Fatalf("%d failures left: the fleet was not asked again", flaky.fails)
+	}
 }

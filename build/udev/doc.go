@@ -1,3 +1,3 @@
-// Package udev holds the dock's shipped udev rules (70-dock-bays.rules, installed by the
-// .deb); it has no code, only the test that checks how the rules mount camera storage.
+// Package udev owns the dock's shipped udev rules (70-dock-bays.rules, in the .deb): the bays'
+// USB topologies as data (real boards, the emulated board) and the rules made from them.
 package udev

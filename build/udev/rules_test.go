@@ -3,6 +3,7 @@ package udev
 import (
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -48,5 +49,26 @@ func TestBayMountsAreReadOnlyFATOnly(t *testing.T) {
 	}
 	if mounts == 0 {
 		t.Fatal("no bay mounts in the rules")
+	}
+}
+
+// The shipped rules are the CM4 carrier's topology, as data in topology.go: a bay's port
+// changed in one and not the other fails here (the emulated board's rules, Rules(QemuVirt),
+// come from the same code, so what it proves holds for the shipped file).
+func TestShippedRulesAreCM4Dock4(t *testing.T) {
+	b, err := os.ReadFile("70-dock-bays.rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), Rules(CM4Dock4); got != want {
+		t.Errorf("70-dock-bays.rules differ from Rules(CM4Dock4):\n--- shipped\n%s\n--- generated\n%s", got, want)
+	}
+	for _, top := range []Topology{CM4Dock4, QemuVirt} {
+		r := Rules(top)
+		for i, bay := range top.Bays {
+			if !strings.Contains(r, `KERNELS=="`+bay.Serial+`", SYMLINK+="dock/bay`+strconv.Itoa(i)+`"`) || !strings.Contains(r, `KERNELS=="`+bay.Storage+`", ACTION=="add"`) {
+				t.Errorf("%s bay %d: rules lack its serial %s or storage %s", top.Name, i, bay.Serial, bay.Storage)
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,18 @@ func TestViewFootageNeedsASecondPerson(t *testing.T) {
 	filed, err := os.ReadFile(s.Path)
 	if err != nil || code != 200 || footage != string(filed) {
 		t.Fatalf("view: %d, %d bytes, want the %d filed (%v)", code, len(footage), len(filed), err)
+	}
+	// A supervisor places a hold and releases it: who, why and when on the page, audited,
+	// the release sent to the dock as its signed release-hold.
+	if code, body := sup.Post("/evidence/hold", url.Values{"dock": {"dock-1"}, "recording": {id}, "reason": {"dispute"}, "why": {"complaint 77"}, "action": {"place"}}); code != 200 || !strings.Contains(body, "hold placed at central") {
+		t.Fatalf("place hold: %d %s", code, body)
+	}
+	if code, body := sup.Post("/evidence/hold", url.Values{"dock": {"dock-1"}, "recording": {id}, "why": {"case closed"}, "action": {"release"}}); code != 200 || !strings.Contains(body, "sent to dock-1 as release-hold") ||
+		!strings.Contains(body, "dispute: complaint 77") || !strings.Contains(body, ": case closed") {
+		t.Fatalf("release hold: %d %s", code, body)
+	}
+	if lines, _ := e.DB.AuditLog("", 20); !slices.ContainsFunc(lines, func(l fleet.AuditLine) bool { return l.Who == "sup" && l.Action == "release-hold" }) {
+		t.Fatalf("release not audited: %+v", lines)
 	}
 	lines, _ := e.DB.AuditLog("view", 10)
 	if len(lines) != 3 || lines[0].Who != "sup" || lines[1].Who != "appr" || lines[2].Action != "view-request" {

@@ -17,6 +17,7 @@ type evidenceView struct {
 	Q          fleet.Search
 	Recordings []fleet.Recording
 	Requests   []fleet.ViewRequest
+	Holds      []fleet.HoldStep
 	Reasons    []string
 }
 
@@ -33,7 +34,12 @@ func (s *Server) evidencePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	v.Data = evidenceView{Q: search, Recordings: recs, Requests: reqs, Reasons: fleet.HoldReasons}
+	holds, err := s.o.DB.Holds(100)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	v.Data = evidenceView{Q: search, Recordings: recs, Requests: reqs, Holds: holds, Reasons: fleet.HoldReasons}
 	s.render(w, r, "evidence", v)
 }
 

@@ -246,3 +246,25 @@ func (d *DB) ViewRequests(limit int) ([]ViewRequest, error) {
 	}
 	return out, rows.Err()
 }
+
+// HoldStep is one placement or release of a hold: who, why, when.
+type HoldStep struct {
+	Dock, Recording, Action, Reason, By string
+	At                                  time.Time
+}
+
+// Holds returns the newest hold steps first, at most limit.
+func (d *DB) Holds(limit int) ([]HoldStep, error) {
+	var out []HoldStep
+	err := d.query(func(r *sql.Rows) error {
+		var h HoldStep
+		var at string
+		if err := r.Scan(&h.Dock, &h.Recording, &h.Action, &h.Reason, &h.By, &at); err != nil {
+			return err
+		}
+		h.At = parseTS(at)
+		out = append(out, h)
+		return nil
+	}, `SELECT dock, recording, action, reason, by, at FROM holds ORDER BY id DESC LIMIT ?`, limit)
+	return out, err
+}

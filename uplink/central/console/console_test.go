@@ -169,6 +169,10 @@ func TestFaultInboxWithTheDock(t *testing.T) {
 		}
 		return true
 	})
+	devices := m.WaitPage("/devices", "<polyline", 10*time.Second)
+	if !strings.Contains(devices, `data-device="CAM-W"`) || !strings.Contains(devices, "compliant") {
+		t.Fatalf("devices page: no state-of-health plot or article 11 column for CAM-W:\n%s", devices)
+	}
 	if f := e.Docks[0].Agent.Faults(); len(f) != 1 || f[0].State != "cleared" {
 		t.Fatalf("the dock's fault: %+v", f)
 	}

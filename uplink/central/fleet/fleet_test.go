@@ -248,3 +248,42 @@ func TestDockPresenceAndQuiet(t *testing.T) {
 }
 
 type fleet0 = Dock
+
+// Article 11: a camera not back in a dock within 24 h of its last docking is overdue; one
+// docked now, or gone less than 24 h, is not.
+func TestOffloadOverdue(t *testing.T) {
+	db := openTest(t)
+	t0 := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	now := t0
+	db.UseClock(func() time.Time { return now })
+	bay := func(devices ...string) {
+		t.Helper()
+		m := wire.TelemetryMsg{Time: now}
+		for i, d := range devices {
+			m.Slots = append(m.Slots, wire.SlotTelemetry{Slot: i, State: "charging", Device: d})
+		}
+		if err := db.DockTelemetry("dock-o", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bay("CAM-A", "CAM-B", "../../bad id")
+	now = t0.Add(time.Hour)
+	bay("CAM-B") // CAM-A taken out for a shift
+	overdue := func(at time.Time) map[string]bool {
+		cs, err := db.Cameras()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, c := range cs {
+			out[c.Device] = c.OffloadOverdue(at)
+		}
+		return out
+	}
+	if got := overdue(t0.Add(23 * time.Hour)); len(got) != 2 || got["CAM-A"] || got["CAM-B"] {
+		t.Fatalf("after 23 h: %v (a device id that is no id must not be kept)", got)
+	}
+	if got := overdue(t0.Add(25 * time.Hour)); !got["CAM-A"] || got["CAM-B"] {
+		t.Fatalf("after 25 h: %v, want CAM-A overdue, CAM-B (docked) not", got)
+	}
+}

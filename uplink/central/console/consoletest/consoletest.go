@@ -33,6 +33,9 @@ type Options struct {
 	Log    *slog.Logger
 	// QuietAge: a dock not heard from for longer stands out on the Fleet page.
 	QuietAge time.Duration
+	// Observe, if set, wraps the fleet's Observer of the receiver (the notifications'
+	// notify.Notifier.Observer, say), as the central program does with -notifications.
+	Observe func(fleet central.Observer) central.Observer
 	// FirstConfig is rolled out to every dock through the console's own rollout before
 	// Launch returns (version 1; zero: telemetry and ledger every second, alerts every 5 s).
 	FirstConfig wire.ConfigMsg
@@ -95,8 +98,12 @@ func Launch(ctx context.Context, o Options) (e *Env, err error) {
 	if e.DB, err = fleet.Open(e.Store.Dir); err != nil {
 		return e, err
 	}
+	var observer central.Observer = e.DB
+	if o.Observe != nil {
+		observer = o.Observe(observer)
+	}
 	e.Receiver, err = central.Start(ctx, central.Options{Broker: o.Broker, ClientID: "central-console", Store: e.Store,
-		SigningKey: e.Key, Observer: e.DB}, o.Log.With("component", "central"))
+		SigningKey: e.Key, Observer: observer}, o.Log.With("component", "central"))
 	if err != nil {
 		return e, err
 	}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,35 @@ func TestOffloadOverdue(t *testing.T) {
 	}
 	if got := overdue(t0.Add(25 * time.Hour)); !got["CAM-A"] || got["CAM-B"] {
 		t.Fatalf("after 25 h: %v, want CAM-A overdue, CAM-B (docked) not", got)
+	}
+}
+
+// The inbox shows new faults first, then open ones, cleared last.
+func TestInboxOrder(t *testing.T) {
+	db := openTest(t)
+	now := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	db.UseClock(func() time.Time { return now })
+	for i, id := range []string{"CAM-1/a", "CAM-2/b", "CAM-3/c", "CAM-4/d"} {
+		now = now.Add(time.Minute)
+		if err := db.DockAlert("dock-i", wire.AlertMsg{ID: id, RaisedAt: now, State: "alerted", Attempt: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.FaultStep("dock-i", "CAM-4/d", FaultCleared, "m", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.FaultStep("dock-i", "CAM-3/c", FaultAcknowledged, "m", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := db.Faults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fs {
+		got = append(got, f.ID)
+	}
+	if want := []string{"CAM-2/b", "CAM-1/a", "CAM-3/c", "CAM-4/d"}; !slices.Equal(got, want) {
+		t.Fatalf("inbox %v, want %v (new newest first, then open, cleared last)", got, want)
 	}
 }

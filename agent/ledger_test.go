@@ -20,8 +20,13 @@ func TestRefusedLedgerEntriesAreHeldAndWrittenLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	a := &Agent{cfg: Config{Dock: "dock-1"}, store: store, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		now: func() time.Time { return time.Now().UTC() }, faults: map[string]health.Fault{}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	now := func() time.Time { return time.Now().UTC() }
+	faults, err := newFaultRegistry(store, log, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{cfg: Config{Dock: "dock-1"}, store: store, log: log, now: now, faults: faults}
 	broken := errors.New("disk says no")
 	a.record = func(...queue.Event) error { return broken }
 
@@ -30,8 +35,8 @@ func TestRefusedLedgerEntriesAreHeldAndWrittenLater(t *testing.T) {
 		t.Fatalf("note on a refusing store = %v, want the store's error (a custody step must not go ahead)", err)
 	}
 	id := health.FaultID("dock-1", codeLedgerUnwritable)
-	if f, ok := a.faults[id]; !ok || f.State == health.Cleared {
-		t.Fatalf("no open %s fault: %+v", codeLedgerUnwritable, a.faults)
+	if f, ok := a.faults.get(id); !ok || f.State == health.Cleared {
+		t.Fatalf("no open %s fault: %+v", codeLedgerUnwritable, a.Faults())
 	}
 	if n := a.flushNotes(); n != 1 {
 		t.Fatalf("%d entries held while the store still refuses, want 1", n)
@@ -51,7 +56,7 @@ func TestRefusedLedgerEntriesAreHeldAndWrittenLater(t *testing.T) {
 	if !found {
 		t.Fatal("the refused entry never reached the ledger")
 	}
-	if f := a.faults[id]; f.State != health.Cleared {
+	if f, _ := a.faults.get(id); f.State != health.Cleared {
 		t.Fatalf("%s still %s after the held entries were written", codeLedgerUnwritable, f.State)
 	}
 	if _, err := store.VerifyLedger(); err != nil {

@@ -5,26 +5,7 @@ import (
 	"time"
 
 	"dock/health"
-	"dock/uplink/wire"
 )
-
-// reportRollback tells central, once reachable again, that the dock undid its config.
-func (a *Agent) reportRollback(ctx context.Context) {
-	a.mu.Lock()
-	bad, active := a.rolledBack, a.settings.Version
-	a.mu.Unlock()
-	if bad == nil || a.up == nil {
-		return
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	rep := wire.ReportedMsg{Version: bad.Version, Status: "rolled-back", Reason: "broker unreachable after it was applied", Active: active, Time: a.now()}
-	if err := a.up.ReportConfig(pctx, rep); err == nil {
-		a.mu.Lock()
-		a.rolledBack = nil
-		a.mu.Unlock()
-	}
-}
 
 // selfHealth applies the dock-level rules every interval: broker reachability, backlog
 // age, board temperature, and article 11 (every device central assigned docks daily).
@@ -47,10 +28,10 @@ func (a *Agent) selfHealth(ctx context.Context, every time.Duration) {
 				downSince = now
 			}
 			r.BrokerDownFor = now.Sub(downSince)
-			a.rollbackIfCutOff(downSince, a.cfg.RollbackAfter.D())
+			a.config.rollbackIfCutOff(downSince, a.cfg.RollbackAfter.D())
 		} else {
 			downSince = time.Time{}
-			a.reportRollback(ctx)
+			a.config.reportRollback(ctx)
 		}
 		if st, err := a.store.Stats(); err == nil {
 			r.OldestPending = st.Oldest

@@ -3,10 +3,14 @@ package queue
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // Event kinds written to the ledger.
@@ -121,4 +125,113 @@ func checkEntry(e Entry, prev string, want uint64) error {
 		return &BadEntry{Seq: e.Seq, Reason: "hash does not match content"}
 	}
 	return nil
+}
+
+// loadHead reads the ledger's head (its last sequence number and hash) as stored.
+func (s *Store) loadHead() error {
+	seq, head := uint64(0), genesis
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(kHead))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			var h struct {
+				Seq  uint64 `json:"seq"`
+				Hash string `json:"hash"`
+			}
+			if err := json.Unmarshal(v, &h); err != nil {
+				return err
+			}
+			seq, head = h.Seq, h.Hash
+			return nil
+		})
+	})
+	if err == nil { // a head that cannot be read leaves the one known: never back to seq 0
+		s.seq, s.head = seq, head
+	}
+	return err
+}
+
+// appendLedger adds events to the hash chain after (seq, head) in b and moves the head.
+func appendLedger(b *batch, now func() time.Time, seq uint64, head string, events []Event) (uint64, string, error) {
+	for _, ev := range events {
+		seq++
+		e := Entry{Seq: seq, Time: now(), Event: ev, Prev: head}
+		h, v, err := e.sealed()
+		if err != nil {
+			return 0, "", err
+		}
+		if err := b.set(ledgerKey(seq), v); err != nil {
+			return 0, "", err
+		}
+		head = h
+	}
+	if len(events) > 0 {
+		v, _ := json.Marshal(struct {
+			Seq  uint64 `json:"seq"`
+			Hash string `json:"hash"`
+		}{seq, head})
+		if err := b.set([]byte(kHead), v); err != nil {
+			return 0, "", err
+		}
+	}
+	return seq, head, nil
+}
+
+func ledgerKey(seq uint64) []byte {
+	k := []byte(pLedger + "        ")
+	binary.BigEndian.PutUint64(k[len(pLedger):], seq)
+	return k
+}
+
+// Record appends events to the ledger.
+func (s *Store) Record(events ...Event) error {
+	if err := s.update(nil, events...); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+// Ledger calls fn for every entry from seq from (1 for all), in order.
+func (s *Store) Ledger(from uint64, fn func(Entry) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pLedger), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(ledgerKey(max(from, 1))); it.Valid(); it.Next() {
+			var e Entry
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return fmt.Errorf("ledger entry %x: %w", it.Item().Key(), err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// VerifyLedger checks the whole chain and returns how many entries it holds. A broken
+// chain is a *BadEntry naming the first bad entry.
+func (s *Store) VerifyLedger() (int, error) {
+	prev, want, n := genesis, uint64(1), 0
+	err := s.Ledger(1, func(e Entry) error {
+		if err := checkEntry(e, prev, want); err != nil {
+			return err
+		}
+		prev, want = e.Hash, want+1
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// LedgerHead returns the sequence number of the last ledger entry.
+func (s *Store) LedgerHead() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -83,9 +82,6 @@ type Sender struct {
 
 	kick chan struct{}
 
-	// changed is a grant that arrived mid-transfer, for Run to take after it.
-	changed *wire.GrantMsg
-
 	mu      sync.Mutex
 	first   []string          // recordings central asked for ahead of the queue order (a sample)
 	retries map[string]*retry // recordings whose last transfer failed, by id
@@ -114,9 +110,6 @@ var ErrEarlyReceipt = errors.New("uplink: receipt for a recording not uploaded w
 // errStopped means central paused or revoked the grant, or its window closed, mid-recording:
 // the lease is released and central keeps what it acknowledged.
 var errStopped = errors.New("uplink: grant paused, revoked or expired")
-
-// errGrantChanged means a new grant arrived while waiting for central.
-var errGrantChanged = errors.New("uplink: grant changed")
 
 // Prioritize puts recordings ahead of the queue order, in the order given.
 func (s *Sender) Prioritize(ids []string) {
@@ -208,10 +201,9 @@ func (s *Sender) Run(ctx context.Context) {
 			continue
 		}
 		conns, began := s.u.connections(), time.Now()
-		err := s.transfer(ctx, rec, grant)
-		if g := s.changed; g != nil {
-			s.changed = nil
-			take(*g)
+		regranted, err := s.transfer(ctx, rec, grant)
+		if regranted != nil {
+			take(*regranted)
 		}
 		switch {
 		case err == nil:
@@ -389,210 +381,6 @@ func Meta(r queue.Recording) wire.RecordingMeta {
 	return wire.RecordingMeta{ID: r.ID, Name: r.Name, Device: r.Device, Officer: r.Officer, Team: r.Team,
 		Start: r.Start, End: r.End, Class: string(r.Class), Hold: r.Hold, ClockDrift: r.ClockDrift.Milliseconds(),
 		ClockUnverified: r.ClockUnverified}
-}
-
-func (s *Sender) transfer(ctx context.Context, rec queue.Recording, g *wire.GrantMsg) (err error) {
-	tid := g.ID + "/" + rec.ID
-	if _, err := s.src.Lease(rec.ID, tid); err != nil {
-		return err
-	}
-	finished := false
-	defer func() {
-		if !finished {
-			why := "aborted"
-			if err != nil {
-				why = err.Error()
-			}
-			if _, rerr := s.src.Release(rec.ID, why); rerr != nil {
-				s.log.Error("uplink: release lease", "recording", rec.ID, "err", rerr)
-			}
-		}
-	}()
-	f, err := s.src.Open(rec.ID)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-
-	// Trust central's offset, not our own memory.
-	acked, receipt, err := s.ask(ctx, rec.ID, s.StallTimeout, false, func(c context.Context) error {
-		return s.u.publish(c, wire.TopicBegin, false, wire.BeginMsg{Transfer: tid, Recording: Meta(rec), Size: rec.Size, SHA256: rec.SHA256})
-	})
-	if err != nil {
-		return fmt.Errorf("begin %s: %w", rec.ID, err)
-	}
-	if receipt != nil {
-		finished, err = s.settle(ctx, rec.ID, *receipt)
-		return err
-	}
-	s.log.Info("uplink: transfer", "recording", rec.ID, "size", rec.Size, "from", acked)
-
-	chunk, window := int64(g.ChunkSize), int64(g.Window)
-	sent := acked
-	start, startOff := time.Now(), acked
-	lastProgress := time.Now()
-	acksSinceSave := 0
-	topic := wire.DockTopic(s.u.o.Dock, wire.TopicChunk)
-	// regrant applies a grant that arrived mid-recording: it stops the transfer, or goes on
-	// under the new chunk size, window and rate.
-	regrant := func(ng wire.GrantMsg) error {
-		s.changed, g = &ng, &ng
-		if !ng.Active(time.Now()) {
-			if err := s.src.Progress(rec.ID, acked); err != nil {
-				return err
-			}
-			return fmt.Errorf("%w: %s at %d of %d bytes (grant %s)", errStopped, rec.ID, acked, rec.Size, ng.ID)
-		}
-		chunk, window = int64(ng.ChunkSize), int64(ng.Window)
-		start, startOff = time.Now(), sent
-		return nil
-	}
-	for acked < rec.Size {
-		select {
-		case ng := <-s.u.grants:
-			if err := regrant(ng); err != nil {
-				return err
-			}
-		default:
-			if !g.Active(time.Now()) {
-				return regrant(*g)
-			}
-		}
-		for sent < rec.Size && sent-acked < window*chunk {
-			n := min(chunk, rec.Size-sent)
-			// The spool is read straight into the chunk's payload. A ReaderAt may report
-			// io.EOF along with a full read of the last bytes.
-			frame, data := wire.FrameChunk(rec.ID, sent, int(n))
-			if m, err := f.ReadAt(data, sent); int64(m) != n || (err != nil && !errors.Is(err, io.EOF)) {
-				return fmt.Errorf("read spool %s at %d: %d of %d bytes: %w", rec.ID, sent, m, n, err)
-			}
-			wire.SealChunk(frame)
-			if _, err := s.u.conn.PublishAsync(topic, 1, frame); err != nil {
-				return err
-			}
-			sent += n
-			if g.RateBytes > 0 {
-				// Stay under the granted rate: sleep until the average allows the next chunk.
-				due := start.Add(time.Duration(float64(sent-startOff) / float64(g.RateBytes) * float64(time.Second)))
-				if d := time.Until(due); d > 0 {
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case ng := <-s.u.grants:
-						if err := regrant(ng); err != nil {
-							return err
-						}
-					case <-time.After(d):
-					}
-				}
-			}
-		}
-		off, r, err := s.await(ctx, rec.ID, min(resendEvery, s.StallTimeout/2), false, true)
-		switch {
-		case errors.Is(err, errGrantChanged):
-			if err := regrant(*s.changed); err != nil {
-				return err
-			}
-			continue
-		case err == nil && r != nil:
-			finished, err = s.settle(ctx, rec.ID, *r)
-			return err
-		case errors.Is(err, ErrStalled):
-			if time.Since(lastProgress) >= s.StallTimeout {
-				return fmt.Errorf("%w: %s at %d of %d", ErrStalled, rec.ID, acked, rec.Size)
-			}
-			sent = acked // go back: resend the window from central's offset
-			continue
-		case err != nil:
-			return err
-		}
-		if off > acked {
-			acked, lastProgress = off, time.Now()
-			if acksSinceSave++; acksSinceSave >= 16 {
-				acksSinceSave = 0
-				if err := s.src.Progress(rec.ID, acked); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	if err := s.src.Progress(rec.ID, acked); err != nil {
-		return err
-	}
-	_, r, err := s.ask(ctx, rec.ID, s.ReceiptTimeout, true, func(c context.Context) error {
-		return s.u.publish(c, wire.TopicEnd, false, wire.EndMsg{Transfer: tid, Recording: rec.ID, Size: rec.Size, SHA256: rec.SHA256})
-	})
-	if err != nil {
-		return fmt.Errorf("receipt %s: %w", rec.ID, err)
-	}
-	finished, err = s.settle(ctx, rec.ID, *r)
-	return err
-}
-
-// resendEvery is how often an unanswered begin or end is sent again (both are idempotent
-// at central); a reply lost to a broker restart costs seconds, not the whole timeout.
-const resendEvery = 3 * time.Second
-
-// ask publishes a request and waits for central's answer on recording id, publishing it
-// again every resendEvery, for at most total.
-func (s *Sender) ask(ctx context.Context, id string, total time.Duration, receiptOnly bool, send func(context.Context) error) (int64, *wire.ReceiptMsg, error) {
-	deadline := time.Now().Add(total)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, resendEvery)
-		err := send(pctx)
-		cancel()
-		if err != nil && ctx.Err() != nil {
-			return 0, nil, ctx.Err()
-		}
-		wait := min(resendEvery, time.Until(deadline))
-		off, r, err := s.await(ctx, id, wait, receiptOnly, false)
-		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
-			return off, r, err
-		}
-	}
-}
-
-// await waits for central's next word on recording id: an ack (its offset) or a receipt,
-// or with grants set a new grant (errGrantChanged, the grant in s.changed).
-// timeout < 0 uses the stall timeout. An ack carrying an error fails the transfer.
-func (s *Sender) await(ctx context.Context, id string, timeout time.Duration, receiptOnly, grants bool) (int64, *wire.ReceiptMsg, error) {
-	grantCh := s.u.grants
-	if !grants {
-		grantCh = nil // a nil channel is never ready: grants wait for the caller
-	}
-	if timeout < 0 {
-		timeout = s.StallTimeout
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return 0, nil, ctx.Err()
-		case <-t.C:
-			return 0, nil, ErrStalled
-		case g := <-grantCh:
-			s.changed = &g
-			return 0, nil, errGrantChanged
-		case a := <-s.u.acks:
-			if a.Recording != id {
-				continue
-			}
-			if a.Error != "" {
-				return 0, nil, fmt.Errorf("central: %s", a.Error)
-			}
-			if receiptOnly {
-				continue // a late ack of a chunk
-			}
-			return a.Offset, nil, nil
-		case r := <-s.u.receipts:
-			if r.Recording != id {
-				s.receipt(ctx, r)
-				continue
-			}
-			return 0, &r, nil
-		}
-	}
 }
 
 // settle applies central's receipt for the recording being sent. finished reports

@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # The agent never trusts a clock that reads earlier than its build (see agent/clock.go).
 BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
-LDFLAGS := -s -w -X dock/agent.Version=$(VERSION) -X dock/agent.BuildTime=$(BUILD_TIME)
+LDFLAGS := -s -w -X dock/agent/version.Version=$(VERSION) -X dock/agent/version.BuildTime=$(BUILD_TIME)
 # Debian versions start with a digit: 0.1.0+git<commits>.g<hash> until releases are tagged.
 PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null); if [ -n "$$v" ]; then echo $${v\#v}; else echo 0.1.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).g$$(git rev-parse --short HEAD 2>/dev/null || echo 0); fi)
 NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
@@ -16,7 +16,7 @@ export CGO_ENABLED ?= 0
 .PHONY: package test-package demo run test test-unit test-vm test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
 
 demo: ## the agent on a simulated dock, end to end; exits by itself
-	$(GO) run -ldflags "-X dock/agent.Version=$(VERSION)" ./agent/cmd/dockdemo -dir $(DEMO_DIR)
+	$(GO) run -ldflags "-X dock/agent/version.Version=$(VERSION)" ./agent/cmd/dockdemo -dir $(DEMO_DIR)
 
 # Central with its web console, an embedded broker and two simulated docks, until Ctrl-C:
 # prints the console's address and a one-time admin password.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"dock/agent/version"
 	"dock/board"
 	"dock/hw"
 	"dock/queue"
@@ -168,7 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); a.alertLoop(ctx) }()
 		go func() { defer wg.Done(); a.reportLoop(ctx) }()
 	}
-	a.log.Info("dock agent running", "dock", a.cfg.Dock, "board", a.board.Name, "slots", len(a.slots), "version", Version)
+	a.log.Info("dock agent running", "dock", a.cfg.Dock, "board", a.board.Name, "slots", len(a.slots), "version", version.Version)
 	<-ctx.Done()
 	wg.Wait()
 	for _, s := range a.slots {

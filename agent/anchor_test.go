@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"dock/agent/ctlview"
 	"dock/queue"
 	"dock/uplink/wire"
 )
@@ -30,11 +31,11 @@ func TestLedgerVerifyChecksTheAnchor(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	verify := func() LedgerCheck {
+	verify := func() ctlview.LedgerCheck {
 		t.Helper()
 		w := httptest.NewRecorder()
 		a.controlHandler().ServeHTTP(w, httptest.NewRequest("GET", "/v1/ledger/verify", nil))
-		var c LedgerCheck
+		var c ctlview.LedgerCheck
 		if err := json.Unmarshal(w.Body.Bytes(), &c); err != nil {
 			t.Fatalf("%s: %v", w.Body, err)
 		}

@@ -6,16 +6,16 @@ import (
 	"fmt"
 
 	"dock/hw/camlink"
-	"dock/queue"
+	"dock/queue/secret"
 )
 
 // minCameraSecret is the shortest fleet camera secret accepted (bytes, after trimming).
 const minCameraSecret = 16
 
 // loadCameraSecret reads the fleet camera secret from path: the agent's alone
-// (queue.ReadSecretFile), surrounding white space trimmed, at least 16 bytes.
+// (secret.ReadFile), surrounding white space trimmed, at least 16 bytes.
 func loadCameraSecret(path string) ([]byte, error) {
-	b, err := queue.ReadSecretFile("camera secret (camera_secret_file)", path)
+	b, err := secret.ReadFile("camera secret (camera_secret_file)", path)
 	if err != nil {
 		return nil, err
 	}

@@ -9,13 +9,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"dock/agent/version"
 	"dock/health"
 	"dock/queue"
 )
-
-// BuildTime is the build's time (RFC 3339), stamped with -ldflags "-X
-// dock/agent.BuildTime=..."; without it the commit time Go records from git is used.
-var BuildTime = ""
 
 // oldestPlausible is the floor of the dock's clock when the binary says nothing of its
 // build: this code did not exist before it.
@@ -32,7 +29,7 @@ const (
 
 // buildFloor is the earliest time this binary can run at, and where that comes from.
 func buildFloor() (time.Time, string) {
-	if t, err := time.Parse(time.RFC3339, BuildTime); err == nil {
+	if t, err := time.Parse(time.RFC3339, version.BuildTime); err == nil {
 		return t, "build time"
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {

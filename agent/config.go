@@ -16,9 +16,6 @@ import (
 	"dock/uplink/wire"
 )
 
-// Version is stamped at build time with -ldflags "-X dock/agent.Version=...".
-var Version = "dev"
-
 // Config is the dock's local configuration file: what the dock needs before it can reach
 // central. Central's pushed settings (Settings) overlay it.
 type Config struct {

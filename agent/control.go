@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 
+	"dock/agent/ctlview"
 	"dock/health"
 	"dock/queue"
 )
@@ -16,24 +17,6 @@ import (
 // The control socket is the maintenance interface at the dock (dockctl): a local Unix
 // socket, root-only, never a network port. It shows state and takes acknowledgements;
 // it never serves footage.
-
-// QueueView is the control socket's queue summary.
-type QueueView struct {
-	Stats   queue.Stats       `json:"stats"`
-	Pending []queue.Recording `json:"pending"`
-}
-
-// LedgerCheck is the result of verifying the ledger's hash chain.
-type LedgerCheck struct {
-	Entries int    `json:"entries"`
-	OK      bool   `json:"ok"`
-	BadSeq  uint64 `json:"bad_seq,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	// AnchorSeq and AnchorHash: the ledger head central last acknowledged, which the
-	// entry at AnchorSeq must match (0: none yet, the chain alone was checked).
-	AnchorSeq  uint64 `json:"anchor_seq,omitempty"`
-	AnchorHash string `json:"anchor_hash,omitempty"`
-}
 
 func (a *Agent) controlHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -67,7 +50,7 @@ func (a *Agent) controlHandler() http.Handler {
 			return
 		}
 		p, err := a.store.Pending(50)
-		reply(w, QueueView{Stats: st, Pending: p}, err)
+		reply(w, ctlview.QueueView{Stats: st, Pending: p}, err)
 	})
 	mux.HandleFunc("GET /v1/ledger/verify", func(w http.ResponseWriter, r *http.Request) {
 		// Against the head central acknowledged (the anchor), when there is one: a
@@ -78,7 +61,7 @@ func (a *Agent) controlHandler() http.Handler {
 			return
 		}
 		n, err := a.store.VerifyAgainst(anchor)
-		c := LedgerCheck{Entries: n, OK: err == nil, AnchorSeq: anchor.Seq, AnchorHash: anchor.Hash}
+		c := ctlview.LedgerCheck{Entries: n, OK: err == nil, AnchorSeq: anchor.Seq, AnchorHash: anchor.Hash}
 		var bad *queue.BadEntry
 		if errors.As(err, &bad) {
 			c.BadSeq, c.Reason = bad.Seq, bad.Reason

@@ -41,6 +41,37 @@ func TestDockBinaryDependencies(t *testing.T) {
 	}
 }
 
+// central and dockctl link none of the dock agent's database, GPIO or metrics code: they
+// take the broker's TLS settings (uplink/brokertls), the version (agent/version) and the
+// control socket's views (agent/ctlview) from small packages, never package agent.
+func TestToolBinariesDependencies(t *testing.T) {
+	forbidden := []struct {
+		prefix string
+		exact  bool
+	}{
+		{"dock/agent", true},
+		{"github.com/dgraph-io/badger", false},
+		{"periph.io/", false},
+		{"github.com/prometheus/", false},
+	}
+	for _, prog := range []string{"central", "dockctl"} {
+		t.Run(prog, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "dock/agent/cmd/"+prog).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range strings.Fields(string(out)) {
+				for _, f := range forbidden {
+					if d == f.prefix || !f.exact && strings.HasPrefix(d, f.prefix) {
+						t.Errorf("%s links %s", prog, d)
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
 // Every package says what it owns.
 func TestEveryPackageHasADocComment(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}\t{{.Doc}}", "dock/...").Output()

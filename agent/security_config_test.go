@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"dock/hw/camlink"
-	"dock/uplink/mqtttest"
 )
 
 func validConfig() Config {
@@ -103,21 +102,5 @@ func TestCameraPassword(t *testing.T) {
 	}
 	if a, _ := (Config{CameraSecretFile: good}).cameraPassword("CAM-1"); a == "000000" {
 		t.Error("fleet password sent with a secret configured")
-	}
-}
-
-// The broker TLS key must be the agent's alone, like the spool key.
-func TestTLSConfigRefusesLooseKey(t *testing.T) {
-	pki := mqtttest.NewPKI(t, t.TempDir())
-	cert, key := pki.Issue("dock-1", false)
-	if _, err := TLSConfig(pki.CAFile, cert, key); err != nil {
-		t.Fatalf("key of mode 0600 refused: %v", err)
-	}
-	if err := os.Chmod(key, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := TLSConfig(pki.CAFile, cert, key)
-	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "0644") {
-		t.Fatalf("world-readable key: %v", err)
 	}
 }

@@ -124,8 +124,8 @@ func TestPendingHeadsFollowTheQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k := pendingKey(first); !bytes.Equal(m.from[first.rank()], k) {
-		t.Errorf("head of class %d is %q, want the first pending key %q", first.rank(), m.from[first.rank()], k)
+	if k := pendingKey(first); !bytes.Equal(m.from[rank(first)], k) {
+		t.Errorf("head of class %d is %q, want the first pending key %q", rank(first), m.from[rank(first)], k)
 	}
 }
 

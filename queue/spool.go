@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"crypto/sha256"
+	"dock/queue/secret"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -386,11 +387,11 @@ func (s *Spool) open(rec Recording) (*Footage, error) {
 }
 
 // LoadKey reads the dock's age identity from path, creating it (mode 0600) if absent. An
-// existing key file must pass ReadSecretFile's check (mode 0600 or stricter, owned by the
+// existing key file must pass secret.ReadFile's check (mode 0600 or stricter, owned by the
 // agent's user); path belongs on the root filesystem or a partition of its own, never on
 // the spool's medium.
 func LoadKey(path string) (*age.X25519Identity, error) {
-	b, err := ReadSecretFile("dock key", path)
+	b, err := secret.ReadFile("dock key", path)
 	if errors.Is(err, os.ErrNotExist) {
 		id, err := age.GenerateX25519Identity()
 		if err != nil {

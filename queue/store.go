@@ -232,7 +232,7 @@ func (s *Store) Encrypt(key *age.X25519Identity) { s.spool.key = key }
 func recKey(id string) []byte { return []byte(pRec + id) }
 
 func pendingKey(r Recording) []byte {
-	return append(append(pendingAt(r.rank(), r.Start), '/'), r.ID...)
+	return append(append(pendingAt(rank(r), r.Start), '/'), r.ID...)
 }
 
 func getRec(from reader, id string) (Recording, error) {
@@ -264,15 +264,6 @@ func (s *Store) Get(id string) (Recording, error) {
 		s.landed.keep(gen, r)
 	}
 	return r, err
-}
-
-// Stats summarise the queue.
-type Stats struct {
-	Count  map[State]int   `json:"count"`
-	Bytes  map[State]int64 `json:"bytes"`
-	Oldest time.Time       `json:"oldest,omitzero"` // oldest recording not yet verified
-	// Waiting counts recordings not yet verified by upload class: hold, evidence, patrol.
-	Waiting map[string]int `json:"waiting"`
 }
 
 // Stats returns the queue's tally, kept beside the records and changed in the same

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"dock/agent"
+	"dock/agent/ctlview"
 	"dock/board/sim"
 	"dock/health"
 	"dock/queue"
@@ -157,7 +158,7 @@ func TestDockctl(t *testing.T) {
 	if out := ctl("ledger-verify"); !strings.Contains(out, "ledger OK") {
 		t.Errorf("ledger-verify:\n%s", out)
 	}
-	var q agent.QueueView
+	var q ctlview.QueueView
 	if err := json.Unmarshal([]byte(ctl("-json", "queue")), &q); err != nil {
 		t.Fatalf("queue -json: %v", err)
 	}

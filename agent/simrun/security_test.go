@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"dock/agent"
 	"dock/queue"
+	"dock/uplink/brokertls"
 	"dock/uplink/central"
 	"dock/uplink/mqttconn"
 	"dock/uplink/mqtttest"
@@ -31,7 +31,7 @@ func TestBrokerACLConfinesEachDock(t *testing.T) {
 	defer cancel()
 	tlsFor := func(cn string) *tls.Config {
 		cert, key := pki.Issue(cn, false)
-		c, err := agent.TLSConfig(pki.CAFile, cert, key)
+		c, err := brokertls.Config(pki.CAFile, cert, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestBrokerACLConfinesEachDock(t *testing.T) {
 	// No certificate, no connection.
 	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
 	defer cancelShort()
-	noCert, _ := agent.TLSConfig(pki.CAFile, "", "")
+	noCert, _ := brokertls.Config(pki.CAFile, "", "")
 	if c, err := mqttconn.Dial(short, mqttconn.Options{Broker: mq.URL, ClientID: "intruder", TLS: noCert}, quietLog()); err == nil {
 		c.Close()
 		t.Error("a client without a certificate connected")

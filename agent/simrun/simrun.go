@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"dock/agent"
+	"dock/agent/version"
 	"dock/board/sim"
 	"dock/queue"
 	"dock/uplink"
@@ -128,7 +129,7 @@ func Start(ctx context.Context, o Options) (h *Harness, err error) {
 		return h, err
 	}
 	h.Store.Spool().Throttle(o.SpoolRate)
-	h.Uplink, err = uplink.Dial(ctx, uplink.Options{Broker: h.BrokerURL, Dock: cfg.Dock, Version: agent.Version, CentralKey: cfg.CentralPublicKey()}, o.Log.With("component", "uplink"))
+	h.Uplink, err = uplink.Dial(ctx, uplink.Options{Broker: h.BrokerURL, Dock: cfg.Dock, Version: version.Version, CentralKey: cfg.CentralPublicKey()}, o.Log.With("component", "uplink"))
 	if err != nil {
 		return h, err
 	}

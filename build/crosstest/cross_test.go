@@ -28,7 +28,7 @@ func TestARMBuildsStartUnderQemu(t *testing.T) {
 			}
 			for _, prog := range []string{"dockagent", "central", "dockctl"} {
 				bin := filepath.Join(t.TempDir(), prog)
-				build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X dock/agent.Version=crosstest-1", "-o", bin, "dock/agent/cmd/"+prog)
+				build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X dock/agent/version.Version=crosstest-1", "-o", bin, "dock/agent/cmd/"+prog)
 				build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+tc.goarch, "GOARM="+tc.goarm)
 				if out, err := build.CombinedOutput(); err != nil {
 					t.Fatalf("build %s for %s: %v\n%s", prog, tc.goarch, err, out)

@@ -66,7 +66,7 @@ func (p *PKI) Issue(cn string, server bool) (certFile, keyFile string) {
 	certFile, keyFile = filepath.Join(p.Dir, cn+".pem"), filepath.Join(p.Dir, cn+".key")
 	writePEM(p.t, certFile, "CERTIFICATE", der)
 	writePEM(p.t, keyFile, "EC PRIVATE KEY", kb)
-	// A private key is its owner's alone, as the dock agent insists (queue.ReadSecretFile).
+	// A private key is its owner's alone, as the dock agent insists (secret.ReadFile).
 	if err := os.Chmod(keyFile, 0o600); err != nil {
 		p.t.Fatal(err)
 	}

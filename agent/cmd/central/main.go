@@ -15,7 +15,8 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"dock/agent"
+	"dock/agent/version"
+	"dock/uplink/brokertls"
 	"dock/uplink/central"
 	"dock/uplink/central/fleet"
 	"dock/uplink/central/notify"
@@ -37,7 +38,7 @@ func main() {
 	rate := flag.Int64("rate", 0, "granted bytes per second per dock (0: no cap)")
 	push := flag.String("push-config", "", "publish this config file (JSON, wire.ConfigMsg) to -dock, then keep running")
 	dock := flag.String("dock", "", "dock id for -push-config")
-	version := flag.Bool("version", false, "print the version and exit")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed): signs every message to a dock (grants, acks, receipts, configs, commands); docks refuse anything unsigned")
 	notifications := flag.String("notifications", "", "JSON file of who hears of new faults, by webhook and e-mail, per team (see package dock/uplink/central/notify); delivery state kept in the store directory's notify.json")
 	consoleAddr := flag.String("console", "", "serve the web console on this address (host:port; default off)")
@@ -57,8 +58,8 @@ func main() {
 			base64.StdEncoding.EncodeToString(priv.Seed()), base64.StdEncoding.EncodeToString(pub))
 		return
 	}
-	if *version {
-		fmt.Println("central", agent.Version)
+	if *showVersion {
+		fmt.Println("central", version.Version)
 		return
 	}
 	if *newUser != "" {
@@ -71,7 +72,7 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	tlsc, err := agent.TLSConfig(*ca, *cert, *key)
+	tlsc, err := brokertls.Config(*ca, *cert, *key)
 	if err != nil {
 		log.Error("tls", "err", err)
 		os.Exit(1)

@@ -15,20 +15,22 @@ import (
 	"periph.io/x/host/v3"
 
 	"dock/agent"
+	"dock/agent/version"
 	"dock/board"
 	"dock/queue"
 	"dock/uplink"
 	"dock/uplink/broker"
+	"dock/uplink/brokertls"
 )
 
 func main() {
 	configPath := flag.String("config", "/etc/dock-agent/config.json", "configuration file")
-	version := flag.Bool("version", false, "print the version and exit")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	initKey := flag.String("init-key", "", "create the spool encryption key at this path if it does not exist, and exit (package install)")
 	embedded := flag.String("embedded-broker", "", "start an embedded MQTT broker on this loopback address (e.g. 127.0.0.1:1883) and use it")
 	flag.Parse()
-	if *version {
-		fmt.Printf("dockagent %s %s/%s\n", agent.Version, runtime.GOOS, runtime.GOARCH)
+	if *showVersion {
+		fmt.Printf("dockagent %s %s/%s\n", version.Version, runtime.GOOS, runtime.GOARCH)
 		return
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -77,11 +79,11 @@ func run(configPath, embedded string, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
-	tlsc, err := agent.TLSConfig(cfg.CAFile, cfg.CertFile, cfg.KeyFile)
+	tlsc, err := brokertls.Config(cfg.CAFile, cfg.CertFile, cfg.KeyFile)
 	if err != nil {
 		return err
 	}
-	up, err := uplink.Dial(ctx, uplink.Options{Broker: cfg.Broker, Dock: cfg.Dock, Username: cfg.Username, Password: cfg.Password, TLS: tlsc, Version: agent.Version, CentralKey: cfg.CentralPublicKey()}, log.With("component", "uplink"))
+	up, err := uplink.Dial(ctx, uplink.Options{Broker: cfg.Broker, Dock: cfg.Dock, Username: cfg.Username, Password: cfg.Password, TLS: tlsc, Version: version.Version, CentralKey: cfg.CentralPublicKey()}, log.With("component", "uplink"))
 	if err != nil {
 		return err
 	}

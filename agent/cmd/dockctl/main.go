@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"dock/agent"
+	"dock/agent/ctlview"
 	"dock/health"
 	"dock/uplink/wire"
 )
@@ -114,7 +114,7 @@ func run(c *http.Client, args []string, asJSON bool, out io.Writer) error {
 		fmt.Fprintf(tw, "acknowledged %s\n", args[1])
 		return nil
 	case "queue":
-		var v agent.QueueView
+		var v ctlview.QueueView
 		if raw, err = call(c, "GET", "/v1/queue", &v); err != nil || asJSON {
 			break
 		}
@@ -129,7 +129,7 @@ func run(c *http.Client, args []string, asJSON bool, out io.Writer) error {
 		}
 		return nil
 	case "ledger-verify":
-		var v agent.LedgerCheck
+		var v ctlview.LedgerCheck
 		if raw, err = call(c, "GET", "/v1/ledger/verify", &v); err != nil || asJSON {
 			break
 		}

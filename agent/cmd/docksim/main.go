@@ -15,6 +15,7 @@ import (
 
 	"dock/agent"
 	"dock/agent/simrun"
+	"dock/agent/version"
 	"dock/uplink/central"
 	"dock/uplink/wire"
 )
@@ -28,12 +29,12 @@ func main() {
 	script := flag.String("script", "-", "script file ('-': standard input)")
 	stay := flag.Bool("stay", false, "keep running after the script until a signal")
 	pollMS := flag.Int("poll-ms", 1000, "how often a docked camera is read, in milliseconds")
-	version := flag.Bool("version", false, "print the version and exit")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed, as for central -signing-key): the in-process central signs with it and the dock trusts its public half (empty: a new key, known only to this process; with -central=false give this or -central-key)")
 	centralPub := flag.String("central-key", "", "central's Ed25519 public key (base64, a dock's central_key) for a central run elsewhere (-central=false) that signs with it; instead of -signing-key")
 	flag.Parse()
-	if *version {
-		fmt.Println("docksim", agent.Version)
+	if *showVersion {
+		fmt.Println("docksim", version.Version)
 		return
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))

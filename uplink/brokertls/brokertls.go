@@ -1,4 +1,6 @@
-package agent
+// Package brokertls owns the dock's and central's TLS settings for the MQTT broker, built
+// from CA, certificate and key files; the key is refused unless it is the program's alone.
+package brokertls
 
 import (
 	"crypto/tls"
@@ -6,12 +8,12 @@ import (
 	"fmt"
 	"os"
 
-	"dock/queue"
+	"dock/queue/secret"
 )
 
-// TLSConfig builds the broker TLS settings from CA, certificate and key files; nil when
+// Config builds the broker TLS settings from CA, certificate and key files; nil when
 // none are set (plain TCP on a trusted link or loopback).
-func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+func Config(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if caFile == "" && certFile == "" {
 		return nil, nil
 	}
@@ -32,8 +34,8 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tls client certificate: %w", err)
 		}
-		// The key must be the agent's alone (queue.ReadSecretFile): mode 0600, its owner.
-		keyPEM, err := queue.ReadSecretFile("tls key (key_file)", keyFile)
+		// The key must be the agent's alone (secret.ReadFile): mode 0600, its owner.
+		keyPEM, err := secret.ReadFile("tls key (key_file)", keyFile)
 		if err != nil {
 			return nil, err
 		}

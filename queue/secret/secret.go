@@ -1,4 +1,6 @@
-package queue
+// Package secret owns reading the agent's secret files (the spool key, the broker's TLS
+// key, the fleet's camera secret): each is refused unless only the agent can read and change it.
+package secret
 
 import (
 	"fmt"
@@ -7,7 +9,7 @@ import (
 	"syscall"
 )
 
-// ReadSecretFile reads a secret the agent holds (the spool key, the broker TLS key, the
+// ReadFile reads a secret the agent holds (the spool key, the broker TLS key, the
 // fleet's camera secret) after checking, on the open file, that no one but the agent can
 // read or change it: a file readable or writable by group or others (mode & 0o077), or
 // owned by another user than the agent's, is refused with its name and mode. A key that
@@ -17,13 +19,13 @@ import (
 // Where each secret lives on a real board: on the root filesystem (/etc/dock-agent, as
 // the package installs it) or on a partition of its own, never on the spool's medium, so
 // that a card or disk pulled from the dock carries footage but never the key to it.
-func ReadSecretFile(what, path string) ([]byte, error) {
+func ReadFile(what, path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
-	if err := CheckSecretFile(what, path, f); err != nil {
+	if err := CheckFile(what, path, f); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(f)
@@ -33,8 +35,8 @@ func ReadSecretFile(what, path string) ([]byte, error) {
 	return b, nil
 }
 
-// CheckSecretFile is ReadSecretFile's check on an open file f named path.
-func CheckSecretFile(what, path string, f *os.File) error {
+// CheckFile is ReadFile's check on an open file f named path.
+func CheckFile(what, path string, f *os.File) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", what, path, err)

@@ -8,10 +8,10 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"time"
 
 	"dock/health"
+	"dock/hw/camlink"
 	"dock/uplink/configrule"
 	"dock/uplink/wire"
 )
@@ -87,12 +87,10 @@ func DefaultConfig() Config {
 	}
 }
 
-var dockID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // Check rejects a configuration the agent cannot run with.
 func (c Config) Check() error {
 	switch {
-	case !dockID.MatchString(c.Dock):
+	case !camlink.ValidName(c.Dock):
 		return fmt.Errorf("dock id %q: 1-64 letters, digits, '-' or '_'", c.Dock)
 	case c.DataDir == "":
 		return fmt.Errorf("data_dir is empty")

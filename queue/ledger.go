@@ -102,13 +102,30 @@ func (b *BadEntry) Error() string { return fmt.Sprintf("ledger entry %d: %s", b.
 // CheckChain verifies a run of entries in order, starting from genesis. It returns a
 // *BadEntry for the first entry whose sequence, link or hash is wrong.
 func CheckChain(entries []Entry) error {
-	prev, want := genesis, uint64(1)
+	c := newChain()
 	for _, e := range entries {
-		if err := checkEntry(e, prev, want); err != nil {
+		if err := c.check(e); err != nil {
 			return err
 		}
-		prev, want = e.Hash, want+1
 	}
+	return nil
+}
+
+// chain checks a ledger's entries one after the other, from genesis.
+type chain struct {
+	prev    string // the hash the next entry must chain to
+	want    uint64 // its sequence number
+	checked int
+}
+
+func newChain() *chain { return &chain{prev: genesis, want: 1} }
+
+// check checks e as the next entry (see checkEntry) and moves past it.
+func (c *chain) check(e Entry) error {
+	if err := checkEntry(e, c.prev, c.want); err != nil {
+		return err
+	}
+	c.prev, c.want, c.checked = e.Hash, c.want+1, c.checked+1
 	return nil
 }
 
@@ -217,16 +234,9 @@ func (s *Store) Ledger(from uint64, fn func(Entry) error) error {
 // VerifyLedger checks the whole chain and returns how many entries it holds. A broken
 // chain is a *BadEntry naming the first bad entry.
 func (s *Store) VerifyLedger() (int, error) {
-	prev, want, n := genesis, uint64(1), 0
-	err := s.Ledger(1, func(e Entry) error {
-		if err := checkEntry(e, prev, want); err != nil {
-			return err
-		}
-		prev, want = e.Hash, want+1
-		n++
-		return nil
-	})
-	return n, err
+	c := newChain()
+	err := s.Ledger(1, c.check)
+	return c.checked, err
 }
 
 // LedgerHead returns the sequence number of the last ledger entry.

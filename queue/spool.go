@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"crypto/sha256"
+	"dock/queue/durable"
+	"dock/queue/record"
 	"dock/queue/secret"
 	"encoding/binary"
 	"encoding/hex"
@@ -287,7 +289,7 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
 	ok = true
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.Sync(s.dir); err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
 	return rec, nil
@@ -437,7 +439,7 @@ func (s *Spool) remove(id string) error {
 	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("free spool %s: %w", id, err)
 	}
-	return syncDir(s.dir)
+	return durable.Sync(s.dir)
 }
 
 // ErrExists means a file is already at the name a write-once file was to take.
@@ -462,30 +464,8 @@ func renameNoReplace(from, to string) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
-}
-
-// validID accepts ids safe as file names and keys: letters, digits, '.', '_' and '-'.
-func validID(id string) bool {
-	if id == "" || len(id) > 200 || strings.HasPrefix(id, ".") {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
+// validID accepts ids safe as file names and keys (record.CheckID).
+func validID(id string) bool { return record.CheckID(id) == nil }
 
 // RecordingID is the dock-wide id of a camera file, as the camera's listing describes it:
 // device serial, name (a path on the camera's storage), start and size. The readable part

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"dock/queue/durable"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,7 +123,7 @@ func removeEmptyLogs(dir string, log *slog.Logger) error {
 		}
 		log.Warn("queue: removed an empty badger log left by a power cut", "file", e.Name())
 	}
-	return syncDir(dir)
+	return durable.Sync(dir)
 }
 
 // Open opens (or creates) the store under dir: dir/db for Badger, dir/spool for footage.

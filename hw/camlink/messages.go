@@ -160,7 +160,7 @@ func Decode(payload []byte, v any) error {
 
 // Check rejects an identity the dock cannot file recordings under.
 func (i *Identity) Check() error {
-	if !validName(i.Serial) {
+	if !ValidName(i.Serial) {
 		return fmt.Errorf("device serial %q is not 1-64 letters, digits, '-' or '_'", i.Serial)
 	}
 	return nil
@@ -198,7 +198,9 @@ func ValidMark(m string) bool {
 	return false
 }
 
-func validName(s string) bool {
+// ValidName is the fleet's rule for a name: a camera's serial, an officer's id, a dock's id.
+// 1 to 64 letters, digits, '-' or '_'.
+func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}

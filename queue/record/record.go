@@ -7,6 +7,7 @@ package record
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -118,4 +119,33 @@ type Stats struct {
 	Oldest time.Time       `json:"oldest,omitzero"` // oldest recording not yet verified
 	// Waiting counts recordings not yet verified by upload class: hold, evidence, patrol.
 	Waiting map[string]int `json:"waiting"`
+}
+
+// MaxIDLen is the longest recording, dock or device id: an id is a file name on the dock's
+// spool and at central, and a key in the dock's Badger.
+const MaxIDLen = 200
+
+// CheckID accepts an id that is safe as a file name, a key, and in a .sha256 line
+// ("hash  id", checked by sha256sum -c): 1 to MaxIDLen bytes of [A-Za-z0-9._-], not
+// starting with '.' (so never ".", ".." or a temporary name). No separator, space,
+// newline or other control byte, nothing outside ASCII. The dock's spool and central's
+// store both take ids by this rule.
+func CheckID(s string) error {
+	if s == "" || len(s) > MaxIDLen || strings.HasPrefix(s, ".") {
+		return fmt.Errorf("unsafe name %s: want 1-%d of [A-Za-z0-9._-], not starting with '.'", QuoteShort(s), MaxIDLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("unsafe name %s: byte %#02x at %d is not one of [A-Za-z0-9._-]", QuoteShort(s), c, i)
+		}
+	}
+	return nil
+}
+
+// QuoteShort quotes s for a message, cut short past MaxIDLen bytes.
+func QuoteShort(s string) string {
+	if len(s) > MaxIDLen {
+		return fmt.Sprintf("%q... (%d bytes)", s[:MaxIDLen], len(s))
+	}
+	return fmt.Sprintf("%q", s)
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"dock/queue/durable"
+	"dock/queue/record"
 	"dock/uplink/wire"
 )
 
@@ -132,33 +134,16 @@ func filedAs(s Stored, size int64, sum string) error {
 // recordings/<device>/<id>: those are still found, and answered to the dock that filed them.
 type FileStore struct{ Dir string }
 
-// maxIDLen is the longest dock, device or recording id central takes (queue.validID).
-const maxIDLen = 200
+// maxIDLen is the longest dock, device or recording id central takes.
+const maxIDLen = record.MaxIDLen
 
 // safe accepts a dock, device or recording id central may use as a file name and write in
-// a .sha256 line ("hash  id", checked by sha256sum -c): what a dock can name, the rule of
-// queue.validID in queue/spool.go, duplicated here (central does not import queue): 1 to
-// 200 bytes of [A-Za-z0-9._-], not starting with '.' (so never ".", ".." or a temporary
-// name). No separator, space, newline or other control byte, nothing outside ASCII.
-func safe(s string) error {
-	if s == "" || len(s) > maxIDLen || strings.HasPrefix(s, ".") {
-		return fmt.Errorf("unsafe name %s: want 1-%d of [A-Za-z0-9._-], not starting with '.'", quoteShort(s), maxIDLen)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("unsafe name %s: byte %#02x at %d is not one of [A-Za-z0-9._-]", quoteShort(s), c, i)
-		}
-	}
-	return nil
-}
+// a .sha256 line ("hash  id", checked by sha256sum -c): what a dock can name, the dock's
+// own rule (record.CheckID).
+var safe = record.CheckID
 
 // quoteShort quotes s for a message, cut short past maxIDLen bytes.
-func quoteShort(s string) string {
-	if len(s) > maxIDLen {
-		return fmt.Sprintf("%q... (%d bytes)", s[:maxIDLen], len(s))
-	}
-	return fmt.Sprintf("%q", s)
-}
+var quoteShort = record.QuoteShort
 
 func (f FileStore) partPath(dock, id string) string {
 	return filepath.Join(f.Dir, "incoming", dock, id+".part")
@@ -420,12 +405,5 @@ func mkdirSynced(base, dir string) error {
 	}
 }
 
-// syncPath fsyncs a file or a directory.
-func syncPath(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// syncPath fsyncs a file or a directory (durable.Sync).
+var syncPath = durable.Sync

@@ -117,28 +117,21 @@ func (s *Spool) FreeBytes() (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
-// writeBehind writes a spool file sequentially and starts the kernel's writeback of every
-// writeBehindStep bytes as they land, without waiting for it: the final fsync then finds
-// little left to flush, and ten cameras finishing at once do not all wait on one flush.
+// writeBehind writes a spool file sequentially and has the kernel start writing back each
+// durable.WriteBehindStep as it lands (durable.WriteBehind).
 type writeBehind struct {
-	f         *os.File
-	off, from int64 // where the next write goes; the start of bytes not yet handed to writeback
-	pace      *pace // nil: no cap
+	f    *os.File
+	off  int64 // where the next write goes
+	pace *pace // nil: no cap
 }
-
-const writeBehindStep = 16 << 20
 
 func (w *writeBehind) Write(p []byte) (int, error) {
 	if w.pace != nil {
 		w.pace.wait(len(p))
 	}
 	n, err := w.f.WriteAt(p, w.off)
+	durable.WriteBehind(w.f, w.off, w.off+int64(n))
 	w.off += int64(n)
-	if w.off-w.from >= writeBehindStep {
-		// Advice only: a kernel or filesystem without it leaves the work to fsync.
-		_ = unix.SyncFileRange(int(w.f.Fd()), w.from, w.off-w.from, unix.SYNC_FILE_RANGE_WRITE)
-		w.from = w.off
-	}
 	return n, err
 }
 
@@ -240,7 +233,7 @@ func (s *Spool) Write(ctx context.Context, rec Recording, src io.Reader) (Record
 	if _, err := tmp.Seek(headerSize, io.SeekStart); err != nil {
 		return rec, fmt.Errorf("spool %s: %w", rec.ID, err)
 	}
-	var dst io.Writer = &writeBehind{f: tmp, off: headerSize, from: headerSize, pace: s.pace}
+	var dst io.Writer = &writeBehind{f: tmp, off: headerSize, pace: s.pace}
 	var sealer io.WriteCloser
 	if s.key != nil {
 		// Each file gets its own key, wrapped for the dock's key: an SD card pulled from

@@ -5,6 +5,8 @@ package durable
 import (
 	"fmt"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sync fsyncs the file or directory at path. For a directory that makes its entries
@@ -19,4 +21,20 @@ func Sync(path string) error {
 		return fmt.Errorf("fsync %s: %w", path, err)
 	}
 	return nil
+}
+
+// WriteBehindStep is how many written bytes pile up before the disk is started on them.
+const WriteBehindStep = 16 << 20
+
+// WriteBehind is called after [off, end) of f was written. When the write crossed a
+// multiple of WriteBehindStep it starts the kernel's writeback of the bytes since the step
+// it began in, without waiting: the final fsync then finds little left to flush, and many
+// writers finishing at once do not all wait on one flush. It keeps no state, so writers
+// at any offsets (several instances of one upload) may share a file. Advice only: a
+// kernel or filesystem without it leaves the work to fsync.
+func WriteBehind(f *os.File, off, end int64) {
+	if end/WriteBehindStep > off/WriteBehindStep {
+		from := (off / WriteBehindStep) * WriteBehindStep
+		_ = unix.SyncFileRange(int(f.Fd()), from, end-from, unix.SYNC_FILE_RANGE_WRITE)
+	}
 }

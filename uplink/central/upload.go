@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"dock/queue/durable"
 	"dock/uplink/wire"
 )
 
@@ -60,7 +61,7 @@ type checkpoint struct {
 }
 
 // durableStep is how many held bytes of an upload may be lost to a power cut at most.
-var durableStep int64 = writeBehindStep
+var durableStep int64 = durable.WriteBehindStep
 
 // bootID names the machine's running boot. A state saved under another boot may count
 // bytes its part lost to the power cut (or kernel crash) that ended that boot, and so may
@@ -416,12 +417,9 @@ func (f FileStore) Write(dock, id string, off int64, data []byte) (Upload, error
 		return Upload{}, fmt.Errorf("store %s at %d: %w", id, off, err)
 	}
 	crashAt("chunk stored, state not saved")
-	if step := int64(writeBehindStep); end/step > off/step {
-		// Start the disk on what has piled up, without waiting: the fsync before the
-		// receipt then finds little left to write. Advice only.
-		from := (off / step) * step
-		_ = unix.SyncFileRange(int(part.Fd()), from, end-from, unix.SYNC_FILE_RANGE_WRITE)
-	}
+	// Start the disk on what has piled up, without waiting: the fsync before the receipt
+	// then finds little left to write.
+	durable.WriteBehind(part, off, end)
 	u.st.Ahead = addRange(u.st.Ahead, off, end)
 	if len(u.st.Ahead) > 0 && u.st.Ahead[0][0] <= u.st.Held {
 		// Hash what just became contiguous: this chunk from memory, the rest (written by
@@ -464,9 +462,6 @@ func (f FileStore) Write(dock, id string, off int64, data []byte) (Upload, error
 	}
 	return u.upload(), nil
 }
-
-// writeBehindStep is how many bytes of an upload pile up before the disk is started on them.
-const writeBehindStep = 16 << 20
 
 // covered reports whether [from, to) lies inside one of the ranges.
 func covered(rs [][2]int64, from, to int64) bool {

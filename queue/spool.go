@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"dock/queue/durable"
-	"dock/queue/record"
-	"dock/queue/secret"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -14,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -381,44 +378,6 @@ func (s *Spool) open(rec Recording) (*Footage, error) {
 	return &Footage{SectionReader: io.NewSectionReader(ra, 0, size), f: f}, nil
 }
 
-// LoadKey reads the dock's age identity from path, creating it (mode 0600) if absent. An
-// existing key file must pass secret.ReadFile's check (mode 0600 or stricter, owned by the
-// agent's user); path belongs on the root filesystem or a partition of its own, never on
-// the spool's medium.
-func LoadKey(path string) (*age.X25519Identity, error) {
-	b, err := secret.ReadFile("dock key", path)
-	if errors.Is(err, os.ErrNotExist) {
-		id, err := age.GenerateX25519Identity()
-		if err != nil {
-			return nil, fmt.Errorf("dock key: %w", err)
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("dock key: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("dock key: %w", err)
-		}
-		if _, err := fmt.Fprintln(f, id.String()); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("dock key: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("dock key: %w", err)
-		}
-		return id, f.Close()
-	}
-	if err != nil {
-		return nil, err
-	}
-	id, err := age.ParseX25519Identity(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("dock key %s: %w", path, err)
-	}
-	return id, nil
-}
-
 // removeOrphan deletes the spool file of id, which the caller knows has no record.
 func (s *Spool) removeOrphan(id string) error {
 	if _, err := os.Stat(s.path(id)); err != nil {
@@ -455,52 +414,4 @@ func renameNoReplace(from, to string) error {
 		return fmt.Errorf("rename %s: %w", filepath.Base(to), err)
 	}
 	return nil
-}
-
-// validID accepts ids safe as file names and keys (record.CheckID).
-func validID(id string) bool { return record.CheckID(id) == nil }
-
-// RecordingID is the dock-wide id of a camera file, as the camera's listing describes it:
-// device serial, name (a path on the camera's storage), start and size. The readable part
-// (serial and name, characters unsafe in a file name replaced, cut short) is for people;
-// uniqueness comes from the suffix, a hash over all four fields each length-prefixed, so
-// no two files that differ in any field share an id however their names are spelled
-// (camera "CAMA" with "X_Y.mp4" and camera "CAMA_X" with "Y.mp4" do not). Two files that
-// agree on all four but not in their bytes get one id: the second is filed under
-// VariantID once its bytes are read.
-func RecordingID(device, name string, start time.Time, size int64) string {
-	h := sha256.New()
-	var n [8]byte
-	for _, field := range []string{device, name} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(field)))
-		h.Write(n[:])
-		h.Write([]byte(field))
-	}
-	binary.BigEndian.PutUint64(n[:], uint64(start.Unix()))
-	h.Write(n[:])
-	binary.BigEndian.PutUint64(n[:], uint64(start.Nanosecond()))
-	h.Write(n[:])
-	binary.BigEndian.PutUint64(n[:], uint64(size))
-	h.Write(n[:])
-	readable := []byte(device + "_" + name)
-	for i, c := range readable {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			readable[i] = '-'
-		}
-	}
-	if readable[0] == '.' {
-		readable[0] = '-'
-	}
-	return fmt.Sprintf("%s-%x", readable[:min(len(readable), maxReadableID)], h.Sum(nil)[:12])
-}
-
-// maxReadableID bounds an id's readable part: with the 25-byte hash suffix and a variant's
-// 17 more it stays within validID's 200 bytes.
-const maxReadableID = 150
-
-// VariantID is the id of a camera file whose RecordingID is already taken by a recording
-// with other bytes: base with the first 64 bits of the file's SHA-256 appended, so the
-// same bytes always find the same variant.
-func VariantID(base, sha256hex string) string {
-	return base + "-" + sha256hex[:min(len(sha256hex), 16)]
 }

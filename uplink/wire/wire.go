@@ -3,13 +3,9 @@
 package wire
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strings"
 	"time"
 )
@@ -284,12 +280,6 @@ type ConfigMsg struct {
 	Seal
 }
 
-// Sign seals the config for its dock (see Sign).
-func (c *ConfigMsg) Sign(key ed25519.PrivateKey) { Sign(c, key) }
-
-// Verify checks the config's signature against central's public key (see Verify).
-func (c ConfigMsg) Verify(key ed25519.PublicKey) error { return Verify(&c, key) }
-
 // ReportedMsg is the dock's answer to a config: applied, or rejected with the reason.
 type ReportedMsg struct {
 	Version int64     `json:"version"`
@@ -315,98 +305,6 @@ type CommandMsg struct {
 	// Seal: a command is refused unless its Seq is above the last command's the dock took
 	// (the agent persists it, so a restart does not reopen old commands to replay).
 	Seal
-}
-
-// Seal is what binds every central-to-dock message (grant, ack, receipt, config, command)
-// to central and to one dock, whatever the broker lets through (DESIGN.md, invariant 8):
-// central signs the message with its Ed25519 key (the one whose public half is the
-// dock's central_key) over SigningBytes, which covers every field but Sig (Dock and Seq
-// included). The dock refuses a message whose signature fails or whose Dock is not its
-// own; the message's own fields bind the rest (the recording, transfer, offset, size and
-// hash of an ack or receipt; a command's recording or fault and who ordered it).
-//
-// Seq is central's sequence for the dock (unix nanoseconds at central, made to increase
-// per dock): a dock takes a grant or a command only if its Seq is above the last one of
-// its kind it took, so one captured and published again is refused. Acks and receipts
-// need no such guard: a replayed one states again what central stored for this dock's
-// recording, and applying it twice changes nothing (the dock frees only what it uploaded
-// whole, on a receipt naming its own hash and size).
-type Seal struct {
-	Dock string `json:"dock,omitempty"`
-	Seq  uint64 `json:"seq,omitempty"`
-	Sig  string `json:"sig,omitempty"` // base64 Ed25519 signature over SigningBytes
-}
-
-func (s *Seal) seal() *Seal { return s }
-
-// Sealed is a central-to-dock message: a pointer to one of GrantMsg, AckMsg, ReceiptMsg,
-// ConfigMsg, CommandMsg, LedgerAckMsg.
-type Sealed interface {
-	seal() *Seal
-	leaf() string
-}
-
-func (*GrantMsg) leaf() string     { return TopicGrant }
-func (*AckMsg) leaf() string       { return TopicAck }
-func (*ReceiptMsg) leaf() string   { return TopicReceipt }
-func (*ConfigMsg) leaf() string    { return TopicConfig }
-func (*CommandMsg) leaf() string   { return TopicCommand }
-func (*LedgerAckMsg) leaf() string { return TopicLedgerAck }
-
-// SigningBytes is what central signs: a domain tag naming the message's kind (so that one
-// kind cannot pass for another), then the message's JSON encoding with Sig empty. Go's
-// encoding is canonical for these types (fields in declaration order, map keys sorted),
-// so the dock recomputes it from what it decoded; fields it does not know are not covered
-// and not used.
-func SigningBytes(m Sealed) []byte {
-	s := m.seal()
-	sig := s.Sig
-	s.Sig = ""
-	b, _ := json.Marshal(m)
-	s.Sig = sig
-	return append([]byte("dock-central-v1 "+m.leaf()+"\n"), b...)
-}
-
-// Sign sets m's signature with central's key; Dock and Seq must be set before.
-func Sign(m Sealed, key ed25519.PrivateKey) {
-	m.seal().Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(key, SigningBytes(m)))
-}
-
-// SealFor seals m for dock: sets Dock and Seq and signs it with central's key.
-func SealFor(m Sealed, dock string, seq uint64, key ed25519.PrivateKey) {
-	s := m.seal()
-	s.Dock, s.Seq = dock, seq
-	Sign(m, key)
-}
-
-// ErrBadSignature means a message from central is unsigned or not signed by central's key.
-var ErrBadSignature = errors.New("signature invalid")
-
-// ErrOtherDock means a message is sealed for another dock than the one it reached.
-var ErrOtherDock = errors.New("sealed for another dock")
-
-// Verify checks m's signature against central's public key.
-func Verify(m Sealed, key ed25519.PublicKey) error {
-	s := m.seal()
-	if s.Sig == "" {
-		return fmt.Errorf("%w: unsigned", ErrBadSignature)
-	}
-	sig, err := base64.StdEncoding.DecodeString(s.Sig)
-	if err != nil || len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, SigningBytes(m), sig) {
-		return fmt.Errorf("%w: not signed by central's key", ErrBadSignature)
-	}
-	return nil
-}
-
-// Open verifies m (see Verify) and that it is sealed for dock.
-func Open(m Sealed, key ed25519.PublicKey, dock string) error {
-	if err := Verify(m, key); err != nil {
-		return err
-	}
-	if d := m.seal().Dock; d != dock {
-		return fmt.Errorf("%w: %q, not %q", ErrOtherDock, d, dock)
-	}
-	return nil
 }
 
 // LedgerMsg carries a run of ledger entries, in order, as the dock stored them.
@@ -448,82 +346,4 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
-}
-
-// Chunk is one piece of a recording: "DCK1" | uint16 id length | id | uint64 offset |
-// uint32 CRC32C | data. The CRC covers id, offset and data, so a damaged header cannot
-// put good bytes in the wrong place.
-type Chunk struct {
-	Recording string
-	Offset    int64
-	Data      []byte
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-const chunkMagic = "DCK1"
-
-// AppendChunk encodes c onto dst.
-func AppendChunk(dst []byte, c Chunk) []byte {
-	dst = append(dst, chunkMagic...)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(c.Recording)))
-	dst = append(dst, c.Recording...)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Offset))
-	dst = binary.BigEndian.AppendUint32(dst, chunkCRC(c))
-	return append(dst, c.Data...)
-}
-
-// FrameChunk lays out the payload of a chunk of n bytes at off of a recording, leaving
-// its data to the caller: data aliases frame, so the bytes are read straight into the
-// payload; SealChunk then sets the CRC. It saves a copy of every chunk.
-func FrameChunk(recording string, off int64, n int) (frame, data []byte) {
-	head := len(chunkMagic) + 2 + len(recording) + 8 + 4
-	frame = make([]byte, head, head+n)
-	copy(frame, chunkMagic)
-	binary.BigEndian.PutUint16(frame[4:], uint16(len(recording)))
-	copy(frame[6:], recording)
-	binary.BigEndian.PutUint64(frame[6+len(recording):], uint64(off))
-	frame = frame[:head+n]
-	return frame, frame[head:]
-}
-
-// SealChunk sets the CRC of a payload laid out by FrameChunk once its data is filled in.
-func SealChunk(frame []byte) {
-	n := int(binary.BigEndian.Uint16(frame[4:6]))
-	c := Chunk{Recording: string(frame[6 : 6+n]), Offset: int64(binary.BigEndian.Uint64(frame[6+n:])), Data: frame[6+n+12:]}
-	binary.BigEndian.PutUint32(frame[6+n+8:], chunkCRC(c))
-}
-
-func chunkCRC(c Chunk) uint32 {
-	var off [8]byte
-	binary.BigEndian.PutUint64(off[:], uint64(c.Offset))
-	crc := crc32.Update(0, castagnoli, []byte(c.Recording))
-	crc = crc32.Update(crc, castagnoli, off[:])
-	return crc32.Update(crc, castagnoli, c.Data)
-}
-
-// ErrBadChunk means a chunk payload is malformed or its CRC does not match.
-var ErrBadChunk = errors.New("wire: bad chunk")
-
-// ParseChunk decodes a chunk payload; Data aliases b.
-func ParseChunk(b []byte) (Chunk, error) {
-	if len(b) < 6 || string(b[:4]) != chunkMagic {
-		return Chunk{}, fmt.Errorf("%w: no header", ErrBadChunk)
-	}
-	n := int(binary.BigEndian.Uint16(b[4:6]))
-	if n == 0 || len(b) < 6+n+12 {
-		return Chunk{}, fmt.Errorf("%w: truncated", ErrBadChunk)
-	}
-	c := Chunk{Recording: string(b[6 : 6+n])}
-	off := binary.BigEndian.Uint64(b[6+n:])
-	if off > 1<<50 {
-		return Chunk{}, fmt.Errorf("%w: offset %d", ErrBadChunk, off)
-	}
-	c.Offset = int64(off)
-	sum := binary.BigEndian.Uint32(b[6+n+8:])
-	c.Data = b[6+n+12:]
-	if chunkCRC(c) != sum {
-		return Chunk{}, fmt.Errorf("%w: crc32c mismatch at %s+%d", ErrBadChunk, c.Recording, c.Offset)
-	}
-	return c, nil
 }

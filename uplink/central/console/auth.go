@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"dock/uplink/central/fleet"
 )
@@ -97,11 +98,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: token, Path: "/", Expires: sess.Expires,
 		Secure: s.o.Secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	next := r.PostFormValue("next")
-	if u, err := url.Parse(next); err != nil || next == "" || u.IsAbs() || u.Host != "" || next[0] != '/' || (len(next) > 1 && next[1] == '/') {
-		next = "/"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -119,4 +116,15 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 // they may do).
 func may(sess *fleet.Session, roles []fleet.Role) bool {
 	return sess != nil && slices.Contains(roles, sess.Role)
+}
+
+// localPath is where to go after signing in: next if it is a path on this console, else
+// "/" (never another site: not "//host", "/\\host", "https://…").
+func localPath(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || next == "" || u.IsAbs() || u.Host != "" || next[0] != '/' || strings.ContainsAny(next, "\\\r\n") ||
+		(len(next) > 1 && next[1] == '/') {
+		return "/"
+	}
+	return next
 }

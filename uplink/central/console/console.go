@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"dock/uplink/central/fleet"
@@ -49,6 +50,8 @@ type Server struct {
 	o    Options
 	mux  *http.ServeMux
 	tmpl map[string]*template.Template
+
+	rolloutMu sync.Mutex // one step of the rollouts at a time
 }
 
 // New builds the console. Its rollouts run while ctx lives.

@@ -33,6 +33,8 @@ func (s *Server) runRollouts(ctx context.Context) {
 // not yet pushed; stop at the first dock that rejected or rolled the version back; once
 // every canary applied it, push the rest; once every dock applied it, done.
 func (s *Server) stepRollouts(ctx context.Context) {
+	s.rolloutMu.Lock() // the ticker and a new rollout's first step
+	defer s.rolloutMu.Unlock()
 	rs, err := s.o.DB.Rollouts(20)
 	if err != nil {
 		s.o.Log.Error("console: reading rollouts", "err", err)

@@ -87,3 +87,38 @@ func TestRolloutCanaryFirstAndStopOnRejection(t *testing.T) {
 		})
 	}
 }
+
+// A new rollout supersedes one still running, which then pushes nothing more (its older
+// version would replace the new one's retained config); versions a dock reports count
+// for the next version only within bounds.
+func TestNewRolloutSupersedesTheRunningOne(t *testing.T) {
+	db, err := fleet.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d := &recordingDispatcher{}
+	s := &Server{o: Options{DB: db, Docks: d, Log: discardLog()}}
+	ctx := context.Background()
+	if _, err := db.StartRollout(1, `{"team":"T"}`, []string{"dock-a", "dock-b"}, 1, "all", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	s.stepRollouts(ctx) // dock-a has version 1, which it never applies (offline)
+	if _, err := db.StartRollout(2, `{"team":"T2"}`, []string{"dock-b"}, 1, "dock dock-b", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.DockReported("dock-a", wire.ReportedMsg{Version: 2, Status: "applied", Active: 2})
+	s.stepRollouts(ctx)
+	s.stepRollouts(ctx)
+	rs, _ := db.Rollouts(2)
+	if rs[1].State != fleet.RolloutStopped || rs[0].State != fleet.RolloutCanary {
+		t.Fatalf("rollouts %s (%s), %s: want the first stopped, superseded", rs[1].State, rs[1].Reason, rs[0].State)
+	}
+	if got := d.docks(); !slices.Equal(got, []string{"dock-a", "dock-b"}) {
+		t.Fatalf("pushed %v: the superseded rollout pushed its version again", got)
+	}
+	_ = db.DockReported("dock-b", wire.ReportedMsg{Version: 1 << 62, Status: "applied", Active: 1 << 62})
+	if v, err := db.NextConfigVersion(); err != nil || v != 3 {
+		t.Fatalf("next version %d %v, want 3 (a dock reporting 2^62 is not believed)", v, err)
+	}
+}

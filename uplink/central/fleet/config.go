@@ -64,12 +64,17 @@ type Config struct {
 	At      time.Time
 }
 
+// maxReportedVersion bounds the versions docks report that central takes into account.
+const maxReportedVersion = 1 << 53
+
 // NextConfigVersion is the version a new config gets: above every one central made and
 // every one a dock reports.
 func (d *DB) NextConfigVersion() (int64, error) {
 	var v int64
+	// What a dock reports counts only below maxReportedVersion: a dock reporting a huge
+	// version must not make the next one overflow.
 	err := d.sql.QueryRow(`SELECT max(coalesce((SELECT max(version) FROM configs), 0),
-		coalesce((SELECT max(max(active, reported)) FROM dock_config), 0))`).Scan(&v)
+		coalesce((SELECT max(max(active, reported)) FROM dock_config WHERE max(active, reported) < ?), 0))`, maxReportedVersion).Scan(&v)
 	return v + 1, err
 }
 
@@ -106,7 +111,8 @@ const (
 )
 
 // StartRollout keeps config version v (body) and a rollout of it to docks, the first
-// canary of them first (wave 0), audited. The console pushes each wave.
+// canary of them first (wave 0), audited; any rollout still running stops, superseded.
+// The console pushes each wave.
 func (d *DB) StartRollout(v int64, body string, docks []string, canary int, target, by string) (int64, error) {
 	if len(docks) == 0 {
 		return 0, errors.New("a rollout needs at least one dock")
@@ -124,6 +130,12 @@ func (d *DB) StartRollout(v int64, body string, docks []string, canary int, targ
 			return err
 		}
 		id, _ = res.LastInsertId()
+		// A rollout still running is superseded: it must not push its older version over
+		// this one's retained config later.
+		if _, err := t.Exec(`UPDATE rollouts SET state = ?, reason = ?, ended = ? WHERE id != ? AND state IN (?, ?)`,
+			RolloutStopped, fmt.Sprintf("superseded by rollout %d (version %d)", id, v), now, id, RolloutCanary, RolloutRest); err != nil {
+			return err
+		}
 		for i, dock := range docks {
 			wave := 1
 			if i < canary {

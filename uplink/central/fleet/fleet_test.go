@@ -318,3 +318,50 @@ func TestInboxOrder(t *testing.T) {
 		t.Fatalf("inbox %v, want %v (new newest first, then open, cleared last)", got, want)
 	}
 }
+
+// A fault's repeated alerts are one inbox line counting them all; only the newest
+// keptAlerts messages are kept.
+func TestAlertsOfAFaultAreBounded(t *testing.T) {
+	db := openTest(t)
+	raised := time.Now()
+	for i := range keptAlerts + 30 {
+		if err := db.DockAlert("dock-b", wire.AlertMsg{ID: "CAM-1/x", RaisedAt: raised, State: "alerted", Attempt: i + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = db.DockAlert("dock-b", wire.AlertMsg{ID: "CAM-2/y", RaisedAt: raised, State: "alerted", Attempt: 1})
+	var n, first int
+	if err := db.sql.QueryRow(`SELECT count(*), min(attempt) FROM alerts WHERE fault = 'CAM-1/x'`).Scan(&n, &first); err != nil || n != keptAlerts || first != 31 {
+		t.Fatalf("alerts kept %d from attempt %d (%v), want the newest %d", n, first, err, keptAlerts)
+	}
+	if fs, _ := db.Faults(); len(fs) != 2 || fs[1].Alerts+fs[0].Alerts != keptAlerts+31 {
+		t.Fatalf("faults %+v", fs)
+	}
+}
+
+// A database made by an older build is brought to the newest schema, keeping its rows.
+func TestMigrationFromTheFirstSchema(t *testing.T) {
+	dir := t.TempDir()
+	all := migrations
+	migrations = all[:1]
+	db, err := Open(dir)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Audit("old", "before-migration", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if db, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v, idx int
+	_ = db.sql.QueryRow("PRAGMA user_version").Scan(&v)
+	_ = db.sql.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'alerts_fault'`).Scan(&idx)
+	lines, _ := db.AuditLog("before-migration", 1)
+	if v != len(all) || idx != 1 || len(lines) != 1 {
+		t.Fatalf("version %d (want %d), index %d, old audit lines %d", v, len(all), idx, len(lines))
+	}
+}

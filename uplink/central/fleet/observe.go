@@ -18,6 +18,9 @@ var _ central.Observer = (*DB)(nil)
 // deviceID is what a device serial or officer id may be (the dock's own rule).
 var deviceID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
+// keptAlerts is how many alert messages of one fault are kept.
+const keptAlerts = 100
+
 // maxBays bounds the bays of one telemetry message kept.
 const maxBays = 64
 
@@ -136,6 +139,12 @@ func (d *DB) DockAlert(dock string, a wire.AlertMsg) error {
 		}
 		if _, err := t.Exec(`INSERT INTO alerts (dock, fault, attempt, state, received) VALUES (?, ?, ?, ?, ?)`,
 			dock, a.ID, a.Attempt, a.State, now); err != nil {
+			return err
+		}
+		// A dock repeats an alert until it is acknowledged: the newest keptAlerts of a
+		// fault are kept (its count and times stay in faults).
+		if _, err := t.Exec(`DELETE FROM alerts WHERE dock = ? AND fault = ? AND id <= (SELECT id FROM alerts
+			WHERE dock = ? AND fault = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, dock, a.ID, dock, a.ID, keptAlerts); err != nil {
 			return err
 		}
 		_, err := t.Exec(`INSERT INTO faults (dock, fault, device, slot, code, detail, dock_state, raised_at, first_seen, last_seen, alerts, state)

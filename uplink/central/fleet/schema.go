@@ -127,6 +127,8 @@ CREATE TABLE audit (
 	target TEXT NOT NULL, detail TEXT NOT NULL
 );
 `,
+	// 2: alerts are looked up (and pruned) by fault.
+	`CREATE INDEX alerts_fault ON alerts (dock, fault, id);`,
 }
 
 // SchemaVersion is the schema version this build writes.

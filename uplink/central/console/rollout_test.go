@@ -122,3 +122,35 @@ func TestNewRolloutSupersedesTheRunningOne(t *testing.T) {
 		t.Fatalf("next version %d %v, want 3 (a dock reporting 2^62 is not believed)", v, err)
 	}
 }
+
+// Central restarted mid-rollout goes on where it was: the rollout lives in the database.
+func TestRolloutGoesOnAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	db, err := fleet.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &recordingDispatcher{}
+	s := &Server{o: Options{DB: db, Docks: d, Log: discardLog()}}
+	if _, err := db.StartRollout(1, `{"team":"T"}`, []string{"dock-a", "dock-b"}, 1, "all", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	s.stepRollouts(context.Background())
+	db.Close() // central stops with the canary pushed
+
+	db, err = fleet.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.DockReported("dock-a", wire.ReportedMsg{Version: 1, Status: "applied", Active: 1}) // the retained report
+	s = &Server{o: Options{DB: db, Docks: d, Log: discardLog()}}
+	s.stepRollouts(context.Background())
+	s.stepRollouts(context.Background())
+	if got := d.docks(); !slices.Equal(got, []string{"dock-a", "dock-b"}) {
+		t.Fatalf("pushed %v, want the canary once, then the rest", got)
+	}
+	if rs, _ := db.Rollouts(1); rs[0].State != fleet.RolloutRest {
+		t.Fatalf("state %s", rs[0].State)
+	}
+}

@@ -97,7 +97,7 @@ func main() {
 	defer db.Close()
 	var observer central.Observer = db
 	if *notifications != "" {
-		n, err := startNotifications(ctx, *notifications, *dir, log)
+		n, err := startNotifications(ctx, *notifications, *dir, db, log)
 		if err != nil {
 			log.Error("notifications", "err", err)
 			os.Exit(1)
@@ -140,7 +140,7 @@ func main() {
 
 // startNotifications reads the notifications file and runs its notifier until ctx ends,
 // its delivery state in dir/notify.json.
-func startNotifications(ctx context.Context, file, dir string, log *slog.Logger) (*notify.Notifier, error) {
+func startNotifications(ctx context.Context, file, dir string, db *fleet.DB, log *slog.Logger) (*notify.Notifier, error) {
 	cfg, err := notify.LoadConfig(file)
 	if err != nil {
 		return nil, err
@@ -152,7 +152,8 @@ func startNotifications(ctx context.Context, file, dir string, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	n, err := notify.New(notify.Options{Config: cfg, Store: st, Log: log})
+	// A dock's faults go to the team its running config names, and to every team listing it.
+	n, err := notify.New(notify.Options{Config: cfg, Store: st, TeamOf: db.DockTeam, Log: log})
 	if err != nil {
 		return nil, err
 	}

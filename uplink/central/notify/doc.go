@@ -38,7 +38,7 @@
 //	    "hello": "central.example"        // the EHLO name; "localhost" if empty
 //	  },
 //	  "teams": [{
-//	    "name": "north",                  // a dock belongs to the team its config names (Options.TeamOf)
+//	    "name": "north",                  // a dock belongs to the team its running config names
 //	    "docks": ["dock-7", "dock-9"],    // and to every team listing it; "*" takes every dock
 //	    "webhook": {"url": "https://hooks.example/north", "secret_file": "/etc/central/north.hmac"},
 //	    "email": {"from": "central@example", "to": ["north-maintenance@example"]}

@@ -20,9 +20,10 @@ import (
 type Options struct {
 	Config Config
 	Store  Store
-	// TeamOf names the team a dock serves (the team of the config central pushed to it),
-	// "" if none is known; nil: only the teams' dock lists count.
-	TeamOf func(dock string) string
+	// TeamOf names the team a dock serves (the team of the config it runs: the fleet's
+	// DockTeam), "" if none is known; nil: only the teams' dock lists count. On an error
+	// the dock lists alone count, and it is logged.
+	TeamOf func(dock string) (string, error)
 	Log    *slog.Logger
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
@@ -107,7 +108,11 @@ func (n *Notifier) poke() {
 func (n *Notifier) teamsOf(dock string) []Team {
 	own := ""
 	if n.o.TeamOf != nil {
-		own = n.o.TeamOf(dock)
+		var err error
+		if own, err = n.o.TeamOf(dock); err != nil {
+			own = ""
+			n.log.Warn("notify: the dock's team is unknown: only the teams listing it hear of its faults", "dock", dock, "err", err)
+		}
 	}
 	var out []Team
 	for _, t := range n.c.Teams {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -362,7 +363,12 @@ func TestTeamsHearOfTheirDocks(t *testing.T) {
 		notify.Team{Name: "south", Docks: []string{"dock-2"}, Webhook: wh("south")},
 		notify.Team{Name: "all", Docks: []string{"*"}, Webhook: wh("all")},
 	)
-	teamOf := func(dock string) string { return map[string]string{"dock-1": "north"}[dock] }
+	teamOf := func(dock string) (string, error) {
+		if dock == "dock-3" {
+			return "north", errors.New("database busy") // dock-3 is not north's: only the lists count
+		}
+		return map[string]string{"dock-1": "north"}[dock], nil
+	}
 	n, _ := start(t, notify.Options{Config: cfg, Store: notify.NewMemStore(), TeamOf: teamOf})
 	for _, dock := range []string{"dock-1", "dock-2", "dock-3"} {
 		if err := n.Observe(dock, alert("CAM-"+dock, "battery-worn", time.Now())); err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,18 +78,25 @@ func (h *maintenanceHook) messages() ([]notify.Message, []time.Time) {
 	return append([]notify.Message(nil), h.got...), append([]time.Time(nil), h.at...)
 }
 
-// notifier runs the maintenance team's notifications (webhook and e-mail, every dock)
-// until the test ends.
-func notifier(t *testing.T, hook *maintenanceHook, mp *notifytest.Mailpit) *notify.Notifier {
+// notifier runs the maintenance team's notifications (webhook and e-mail) until the test
+// ends: the team Team-North-3 hears of the docks whose running config names it (the fleet's
+// DockTeam, once db holds the fleet), as central -notifications routes them.
+func notifier(t *testing.T, hook *maintenanceHook, mp *notifytest.Mailpit, db *atomic.Pointer[fleet.DB]) *notify.Notifier {
 	cfg := notify.Config{
 		Gather:     notify.Duration(time.Second),
 		ConsoleURL: "http://console.invalid/",
 		SMTP:       &notify.SMTP{Addr: mp.SMTPAddr, CAFile: mp.CAFile, Username: mp.User, Password: mp.Password},
-		Teams: []notify.Team{{Name: "Team-North-3", Docks: []string{"*"},
+		Teams: []notify.Team{{Name: "Team-North-3",
 			Webhook: &notify.Webhook{URL: hook.srv.URL + "/maintenance", Secret: []byte(hook.secret)},
 			Email:   &notify.Email{From: "central@dock.test", To: []string{"maintenance@dock.test"}}}},
 	}
-	n, err := notify.New(notify.Options{Config: cfg, Store: notify.NewMemStore(), Log: slog.New(slog.DiscardHandler)})
+	teamOf := func(dock string) (string, error) {
+		if db.Load() == nil {
+			return "", errors.New("no fleet yet")
+		}
+		return db.Load().DockTeam(dock)
+	}
+	n, err := notify.New(notify.Options{Config: cfg, Store: notify.NewMemStore(), TeamOf: teamOf, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +116,10 @@ func TestMaintenanceInTheBrowser(t *testing.T) {
 	browser := startBrowser(t)
 	mp := notifytest.StartMailpit(t)
 	hook := newMaintenanceHook(t, "north-maintenance-secret")
-	n := notifier(t, hook, mp)
+	var db atomic.Pointer[fleet.DB]
+	n := notifier(t, hook, mp, &db)
 	e := consoletest.Start(t, consoletest.Options{Slots: 2, Observe: func(fl central.Observer) central.Observer { return n.Observer(fl) }})
+	db.Store(e.DB)
 	maint := newPerson(t, browser, e.URL, "maint")
 	password := e.AddUser(t, "maint", fleet.RoleMaintenance)
 

@@ -9,7 +9,8 @@
 // until maintenance acknowledges it, and the repeats, also after central restarts, are the
 // same fault. A new fault waits for the gathering window (Config.Gather, 10 s by default)
 // from the first new fault of its dock; then every fault of that dock heard of meanwhile
-// goes out as one message per team and channel (a dock with ten faults sends one message).
+// goes out as one message per team and channel (a dock with ten faults sends one message;
+// past MaxDigest, 50, further messages carry the rest).
 // Each message (a Delivery) is tried until it is taken, with backoff doubling from
 // Config.Retry.First to Config.Retry.Max, and given up after Config.Retry.GiveUp or on an
 // answer that says trying again cannot help (an HTTP 4xx other than 408, 425 and 429; an

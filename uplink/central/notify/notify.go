@@ -243,31 +243,49 @@ func (n *Notifier) gather(now time.Time) (time.Time, error) {
 			}
 			continue
 		}
-		keys := make([]string, len(fs))
-		for i, f := range fs {
-			keys[i] = f.Key()
-		}
-		var ds []Delivery
-		for _, t := range n.teamsOf(dock) {
-			for _, ch := range []Channel{ChannelWebhook, ChannelEmail} {
-				if ch == ChannelWebhook && t.Webhook == nil || ch == ChannelEmail && t.Email == nil {
-					continue
-				}
-				ds = append(ds, Delivery{ID: newID(now), Team: t.Name, Channel: ch, Dock: dock, Faults: fs, Created: now, State: Open, Next: now})
+		// At most MaxDigest faults a message: a dock raising hundreds (or forging them)
+		// sends several messages, none too long to read or to take.
+		for len(fs) > 0 {
+			part := fs[:min(len(fs), MaxDigest)]
+			fs = fs[len(part):]
+			if err := n.gatherDigest(dock, part, now); err != nil {
+				errs = append(errs, fmt.Errorf("dock %s: %w", dock, err))
+				break
 			}
-		}
-		if len(ds) == 0 {
-			n.log.Warn("notify: no team hears of this dock's faults: none sent", "dock", dock, "faults", len(fs))
-		}
-		if err := n.o.Store.Gather(keys, ds); err != nil {
-			errs = append(errs, fmt.Errorf("dock %s: %w", dock, err))
-			continue
-		}
-		for _, d := range ds {
-			n.log.Info("notify: digest gathered", "dock", dock, "team", d.Team, "channel", d.Channel, "delivery", d.ID, "faults", len(fs))
 		}
 	}
 	return next, errors.Join(errs...)
+}
+
+// MaxDigest is the most faults one message carries.
+const MaxDigest = 50
+
+// gatherDigest makes the deliveries of one digest of a dock's faults, one per team and
+// channel, and records them with the faults gathered, in one step.
+func (n *Notifier) gatherDigest(dock string, fs []Fault, now time.Time) error {
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = f.Key()
+	}
+	var ds []Delivery
+	for _, t := range n.teamsOf(dock) {
+		for _, ch := range []Channel{ChannelWebhook, ChannelEmail} {
+			if ch == ChannelWebhook && t.Webhook == nil || ch == ChannelEmail && t.Email == nil {
+				continue
+			}
+			ds = append(ds, Delivery{ID: newID(now), Team: t.Name, Channel: ch, Dock: dock, Faults: fs, Created: now, State: Open, Next: now})
+		}
+	}
+	if len(ds) == 0 {
+		n.log.Warn("notify: no team hears of this dock's faults: none sent", "dock", dock, "faults", len(fs))
+	}
+	if err := n.o.Store.Gather(keys, ds); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		n.log.Info("notify: digest gathered", "dock", dock, "team", d.Team, "channel", d.Channel, "delivery", d.ID, "faults", len(fs))
+	}
+	return nil
 }
 
 // newID is a delivery id: its time and 8 random bytes.

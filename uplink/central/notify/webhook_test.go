@@ -445,3 +445,74 @@ func TestVerify(t *testing.T) {
 		}
 	}
 }
+
+// A dock raising more faults than a message carries sends several, each fault in one.
+func TestHundredsOfFaultsMakeSeveralMessages(t *testing.T) {
+	h := newHook(t, nil)
+	n, _ := start(t, notify.Options{Store: notify.NewMemStore(), Config: fastConfig(notify.Team{Name: "t", Docks: []string{"*"},
+		Webhook: &notify.Webhook{URL: h.srv.URL, Secret: []byte("s")}})})
+	raised := time.Now()
+	for i := 0; i < 2*notify.MaxDigest+20; i++ {
+		if err := n.Observe("dock-1", alert(fmt.Sprintf("CAM-%03d", i), "storage-worn", raised)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "three messages", func() bool { return len(h.taken()) >= 3 })
+	seen := map[string]bool{}
+	var sizes []int
+	for _, q := range h.taken() {
+		sizes = append(sizes, len(q.msg.Faults))
+		for _, f := range q.msg.Faults {
+			if seen[f.ID] {
+				t.Errorf("%s in two messages", f.ID)
+			}
+			seen[f.ID] = true
+		}
+	}
+	if len(sizes) != 3 || len(seen) != 2*notify.MaxDigest+20 {
+		t.Fatalf("messages of %v faults, %d distinct; want 3 messages, every fault once", sizes, len(seen))
+	}
+	for _, n := range sizes {
+		if n > notify.MaxDigest {
+			t.Fatalf("a message of %d faults, past MaxDigest %d", n, notify.MaxDigest)
+		}
+	}
+}
+
+// forgetfulStore fails to record the first outcome it is given, as if central died
+// between the peer taking a message and the store recording it.
+type forgetfulStore struct {
+	*notify.MemStore
+	mu     sync.Mutex
+	failed bool
+}
+
+func (s *forgetfulStore) Save(d notify.Delivery) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.failed {
+		s.failed = true
+		return errors.New("disk gone")
+	}
+	return s.MemStore.Save(d)
+}
+
+// A message taken whose outcome could not be recorded is sent again, under the same
+// delivery id for the receiver to drop, and then recorded sent.
+func TestATakenMessageNotRecordedIsSentAgainUnderItsID(t *testing.T) {
+	h := newHook(t, nil)
+	st := &forgetfulStore{MemStore: notify.NewMemStore()}
+	n, _ := start(t, notify.Options{Store: st, Config: fastConfig(notify.Team{Name: "t", Docks: []string{"*"},
+		Webhook: &notify.Webhook{URL: h.srv.URL, Secret: []byte("s")}})})
+	if err := n.Observe("dock-1", alert("CAM-1", "battery-worn", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the delivery recorded sent", func() bool { o, _ := st.Open(); return len(h.taken()) >= 2 && len(o) == 0 })
+	qs := h.requests()
+	if len(qs) != 2 || qs[0].msg.Delivery != qs[1].msg.Delivery {
+		t.Fatalf("%d requests, want the same delivery twice", len(qs))
+	}
+	if gap := qs[1].at.Sub(qs[0].at); gap < 50*time.Millisecond {
+		t.Fatalf("sent again after %v: not before the retry's first wait (50 ms)", gap)
+	}
+}

@@ -146,6 +146,16 @@ func (d *DB) migrate(ctx context.Context) error {
 	}
 	for ; v < len(migrations); v++ {
 		err := d.tx(func(t *sql.Tx) error {
+			// Another process on the same store (receivers sharing it) may have applied
+			// this step since the version was read: the transaction holds the write lock,
+			// so the version read in it is the one to go on from.
+			var now int
+			if err := t.QueryRowContext(ctx, "PRAGMA user_version").Scan(&now); err != nil {
+				return err
+			}
+			if now > v {
+				return nil
+			}
 			if _, err := t.ExecContext(ctx, migrations[v]); err != nil {
 				return err
 			}

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"dock/agent/version"
@@ -40,7 +39,7 @@ func main() {
 	dock := flag.String("dock", "", "dock id for -push-config")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	signingKey := flag.String("signing-key", "", "file holding central's Ed25519 private key (base64 seed): signs every message to a dock (grants, acks, receipts, configs, commands); docks refuse anything unsigned")
-	notifications := flag.String("notifications", "", "JSON file of who hears of new faults, by webhook and e-mail, per team (see package dock/uplink/central/notify); delivery state kept in the store directory's notify.json")
+	notifications := flag.String("notifications", "", "JSON file of who hears of new faults, by webhook and e-mail, per team (see package dock/uplink/central/notify); delivery state kept in fleet.db")
 	consoleAddr := flag.String("console", "", "serve the web console on this address (host:port; default off)")
 	consoleCert := flag.String("console-cert", "", "TLS certificate for the console")
 	consoleKey := flag.String("console-key", "", "TLS key for the console")
@@ -97,7 +96,7 @@ func main() {
 	defer db.Close()
 	var observer central.Observer = db
 	if *notifications != "" {
-		n, err := startNotifications(ctx, *notifications, *dir, db, log)
+		n, err := startNotifications(ctx, *notifications, db, log)
 		if err != nil {
 			log.Error("notifications", "err", err)
 			os.Exit(1)
@@ -139,19 +138,13 @@ func main() {
 }
 
 // startNotifications reads the notifications file and runs its notifier until ctx ends,
-// its delivery state in dir/notify.json.
-func startNotifications(ctx context.Context, file, dir string, db *fleet.DB, log *slog.Logger) (*notify.Notifier, error) {
+// its delivery state in the fleet database.
+func startNotifications(ctx context.Context, file string, db *fleet.DB, log *slog.Logger) (*notify.Notifier, error) {
 	cfg, err := notify.LoadConfig(file)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	st, err := notify.OpenFileStore(filepath.Join(dir, "notify.json"))
-	if err != nil {
-		return nil, err
-	}
+	st := db.Notifications()
 	// A dock's faults go to the team its running config names, and to every team listing it.
 	n, err := notify.New(notify.Options{Config: cfg, Store: st, TeamOf: db.DockTeam, Log: log})
 	if err != nil {

@@ -129,6 +129,15 @@ CREATE TABLE audit (
 `,
 	// 2: alerts are looked up (and pruned) by fault.
 	`CREATE INDEX alerts_fault ON alerts (dock, fault, id);`,
+	// 3: the notifications' faults and deliveries (notify.Store: NotifyStore).
+	`CREATE TABLE notify_faults (
+	key TEXT PRIMARY KEY, seen TEXT NOT NULL, gathered INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL
+);
+CREATE INDEX notify_faults_pending ON notify_faults (gathered, seen, key);
+CREATE TABLE notify_deliveries (
+	id TEXT PRIMARY KEY, state TEXT NOT NULL, created TEXT NOT NULL, done TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX notify_deliveries_state ON notify_deliveries (state, created, id);`,
 }
 
 // SchemaVersion is the schema version this build writes.

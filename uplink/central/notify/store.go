@@ -60,7 +60,8 @@ type Delivery struct {
 
 // Store keeps faults and deliveries across restarts; it must be safe for concurrent use.
 // Every method that returns nil has made its change durable. The fleet's database
-// implements it in production; MemStore is for unit tests and FileStore for a central
+// implements it in production (fleet.DB.Notifications); MemStore is for unit tests and
+// FileStore for a program
 // without one. notifytest.StoreContract checks an implementation.
 type Store interface {
 	// AddFault records a fault heard of for the first time and reports true, or reports

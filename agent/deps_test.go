@@ -13,7 +13,7 @@ func TestDockBinaryDependencies(t *testing.T) {
 		t.Fatal(err)
 	}
 	deps := strings.Fields(string(out))
-	forbidden := []string{"dock/board/sim", "dock/agent/simrun", "dock/uplink/central", "dock/uplink/central/notify", "dock/uplink/mqtttest", "dock/hw/hwtest", "testing"}
+	forbidden := []string{"dock/board/sim", "dock/agent/simrun", "dock/uplink/central", "dock/uplink/central/notify", "dock/uplink/mqtttest", "dock/hw/hwtest", "testing", "dock/build/sqlitequeue", "modernc.org/sqlite"}
 	for _, d := range deps {
 		for _, f := range forbidden {
 			if d == f {

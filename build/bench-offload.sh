@@ -15,6 +15,7 @@ SIZE_MB=${SIZE_MB:-2048}
 RUNS=${RUNS:-3}
 work=$(mktemp -d "${BENCH_DIR:-build/out}/bench-offload.XXXX" 2>/dev/null || { mkdir -p build/out; mktemp -d build/out/bench-offload.XXXX; })
 trap 'chmod -R u+w "$work"; rm -rf "$work"; [ -z "${cg:-}" ] || rmdir "$cg" 2>/dev/null || true; [ -z "${ra_was:-}" ] || echo "$ra_was" > "$ra_file"' EXIT
+echo "load before the run: $(cat /proc/loadavg)"
 go build -o "$work/benchoffload" ./build/benchoffload
 head -c $((SIZE_MB << 20)) /dev/urandom > "$work/src.mp4"
 cat "$work/src.mp4" > /dev/null
@@ -68,42 +69,58 @@ printf '%-44s %12.3f\n' "measured, all offloads durable and committed" "$sd_s"
 printf '%-44s %12.3f %12s\n' "efficiency" "$sd_eff" ">= 0.9"
 first="$first shift_sd_s=$sd_s shift_sd_bound_s=$sd_bound_s shift_sd_efficiency=$sd_eff"
 
-# The queue at fleet scale: QUEUE_N recordings (default 1,000,000), then in a fresh process
-# (as after a restart) the reopen, lease + matching receipt per second (2,000 from one
-# caller, 20,000 from 64), disk and memory.
+# The queue at fleet scale: QUEUE_N recordings (default 1,000,000) filled once, then each
+# measuring run in a fresh process on a fresh copy (as after a restart): the reopen, lease +
+# matching receipt per second (2,000 from one caller, 20,000 from 64), disk and memory. The
+# same on SQLite (build/sqlitequeue: WAL, synchronous=FULL, the same record and ledger writes
+# per state change, the same grouping of concurrent callers), on the same disk, in
+# QUEUE_ROUNDS (2) interleaved rounds, best of each; then the dock's queue under the unit's
+# MemoryMax and in a 128 MiB cgroup.
 QUEUE_N=${QUEUE_N:-1000000}
-go build -o "$work/benchqueue" ./build/benchqueue
+QUEUE_ROUNDS=${QUEUE_ROUNDS:-2}
+echo
+echo "load before the queue part: $(cat /proc/loadavg)"
+go build -tags sqlite -o "$work/benchqueue" ./build/benchqueue
+s0=$(date +%s.%N)
 "$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -populate
-chmod -R u+w "$work/queue"; cp -a "$work/queue" "$work/queue.filled"
-# measure_queue MEMORYMAX GOMEMLIMIT: one measuring run on a fresh copy of the filled queue,
-# with that GOMEMLIMIT and, where root may make a memory cgroup here (v1 or v2), inside one
-# of MEMORYMAX, the unit's way of capping the agent (a process over it is killed). As root
-# the page cache is dropped first, so that the run starts cold, as after a power cut, and
-# the cgroup is charged for every page the run reads. Prints benchqueue's figures, then the
-# cgroup's peak in MiB and its OOM kills ("-" for both without a cgroup).
+s1=$(date +%s.%N)
+"$work/benchqueue" -engine sqlite -dir "$work/sqlite" -n "$QUEUE_N" -populate
+s2=$(date +%s.%N)
+chmod -R u+w "$work/queue"; mv "$work/queue" "$work/queue.filled"; mv "$work/sqlite" "$work/sqlite.filled"
+# measure_queue ENGINE MEMORYMAX: one measuring run on a fresh copy of the filled store, with
+# the unit's GOMEMLIMIT and GOGC and, unless MEMORYMAX is "none", inside a memory cgroup of
+# MEMORYMAX (v1 or v2, as root), the unit's way of capping the agent (a process over it is
+# killed). As root the page cache is dropped first, so that the run starts cold, as after a
+# power cut, and the cgroup is charged for every page the run reads. Prints benchqueue's
+# figures, then the cgroup's peak in MiB and its OOM kills ("-" for both without a cgroup).
 measure_queue() {
-  local memmax=$1 memlimit=$2 out peak=- killed=-
+  local engine=$1 memmax=$2 out peak=- killed=-
   cg=""
-  if [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/memory ]; then # cgroup v1
+  if [ "$memmax" != none ] && [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/memory ]; then # cgroup v1
     cg=/sys/fs/cgroup/memory/bench-queue-$$
     mkdir "$cg" && echo "$memmax" > "$cg/memory.limit_in_bytes" && echo 0 > "$cg/memory.swappiness" || cg=""
-  elif [ "$(id -u)" = 0 ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then # cgroup v2
+  elif [ "$memmax" != none ] && [ "$(id -u)" = 0 ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then # cgroup v2
     cg=/sys/fs/cgroup/bench-queue-$$
     mkdir "$cg" && echo "$memmax" > "$cg/memory.max" && echo 0 > "$cg/memory.swap.max" || cg=""
   fi
-  rm -rf "$work/queue"; cp -a "$work/queue.filled" "$work/queue"; sync
+  if [ "$memmax" != none ] && [ -z "$cg" ]; then
+    echo "bench-offload: no memory cgroup of $memmax here (root and cgroup v1 or v2 with the memory controller)" >&2
+    echo "- - - - - - - - - -"; return 0
+  fi
+  rm -rf "$work/$engine"; cp -a "$work/$engine.filled" "$work/$engine"; sync
   [ "$(id -u)" = 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  local run=(env GOMEMLIMIT="$memlimit" GOGC="$gogc" "$work/benchqueue" -engine "${engine/queue/badger}" -dir "$work/$engine" -n "$QUEUE_N" -ops 2000)
   if [ -n "$cg" ]; then
-    out=$(GOMEMLIMIT=$memlimit bash -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -ops 2000) || out=""
+    out=$(bash -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "${run[@]}") || out=""
     killed=$(sed -n 's/^oom_kill //p' "$cg/memory.oom_control" "$cg/memory.events" 2>/dev/null | head -1 || true)
     for f in "$cg/memory.max_usage_in_bytes" "$cg/memory.peak"; do [ -r "$f" ] && peak=$(( $(cat "$f") >> 20 )) && break; done
     rmdir "$cg" 2>/dev/null || true
     cg=""
   else
-    out=$(GOMEMLIMIT=$memlimit "$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -ops 2000) || out=""
+    out=$("${run[@]}") || out=""
   fi
   if [ -z "$out" ]; then
-    echo "bench-offload: the queue measurement failed under MemoryMax=$memmax GOMEMLIMIT=$memlimit (${killed:-0} OOM kills)" >&2
+    echo "bench-offload: the $engine measurement failed under MemoryMax=$memmax GOMEMLIMIT=$memlimit GOGC=$gogc (${killed:-0} OOM kills)" >&2
     exit 1
   fi
   echo "$out $peak ${killed:-0}"
@@ -126,26 +143,49 @@ if [ -r "$ra_file" ]; then
 fi
 unit=build/package/dock-agent.service
 memlimit=$(sed -n 's/^Environment=GOMEMLIMIT=//p' "$unit")
+gogc=$(sed -n 's/^Environment=GOGC=//p' "$unit"); gogc=${gogc:-100}
 memmax=$(sed -n 's/^MemoryMax=//p' "$unit")
-q=$(measure_queue "$memmax" "$memlimit")
-read -r reopen_s ops_s bytes_per rss_mib anon_mib file_mib stats_s group_s peak killed <<< "$q"
-# The same in a 64 MiB cgroup, page cache included: what a board that must hold the agent
-# to the 64 MiB target would get, at what cost.
-SMALL_MAX=${SMALL_MAX:-64M} SMALL_LIMIT=${SMALL_LIMIT:-40MiB}
-q=$(measure_queue "$SMALL_MAX" "$SMALL_LIMIT")
-read -r s_reopen_s s_ops_s _ s_rss_mib s_anon_mib _ _ s_group_s s_peak s_killed <<< "$q"
+SMALL_MAX=${SMALL_MAX:-128M}
+# Fields of benchqueue's line (then the cgroup's peak and OOM kills).
+f_reopen=1 f_ops=2 f_bytes=3 f_rss=4 f_anon=5 f_file=6 f_stats=7 f_group=8 f_peak=9 f_killed=10
+field() { echo "$1" | cut -d' ' -f"$2"; }
+better() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(b == "" || a + 0 > b + 0) }'; }
+# Interleaved rounds of the dock's queue and SQLite, unconstrained; the best rate of each
+# (by 64 callers) counts.
+bq="" sq="" bq_runs="" sq_runs=""
+for round in $(seq "$QUEUE_ROUNDS"); do
+  echo "load before queue round $round: $(cat /proc/loadavg)"
+  q=$(measure_queue queue none); bq_runs="$bq_runs $(field "$q" $f_ops)/$(field "$q" $f_group)"
+  better "$(field "$q" $f_group)" "$(field "$bq" $f_group)" && bq=$q
+  q=$(measure_queue sqlite none); sq_runs="$sq_runs $(field "$q" $f_ops)/$(field "$q" $f_group)"
+  better "$(field "$q" $f_group)" "$(field "$sq" $f_group)" && sq=$q
+done
+echo "load before the cgroup runs: $(cat /proc/loadavg)"
+uq=$(measure_queue queue "$memmax")
+cq=$(measure_queue queue "$SMALL_MAX")
 echo
 cold="warm page cache (not root: no cache drop, no cgroup, limits only by GOMEMLIMIT)"
 [ "$(id -u)" = 0 ] && cold="cold page cache, as after a power cut"
-echo "queue of $QUEUE_N recordings, measured from a $cold; disk read-ahead $ra KiB${ra_was:+ (the disk's own $ra_was KiB set to the board's for this part)}"
-printf '%-44s %12s %12s %12s\n' "MemoryMax, GOMEMLIMIT" "$memmax, $memlimit" "$SMALL_MAX, $SMALL_LIMIT" target
-printf '%-44s %12.3f %12.3f %12s\n' "restart: reopen, release 32 stale leases, s" "$reopen_s" "$s_reopen_s" "< 2"
-printf '%-44s %12.6f %12s %12s\n' "queue stats (backlog, telemetry), s" "$stats_s" "" ""
-printf '%-44s %12.0f %12.0f %12s\n' "lease + receipt per second, one caller" "$ops_s" "$s_ops_s" ""
-printf '%-44s %12.0f %12.0f %12s\n' "lease + receipt per second, 64 callers" "$group_s" "$s_group_s" ">= 10000"
-printf '%-44s %12.0f %12s %12s\n' "bytes on disk per recording" "$bytes_per" "" "<= 1024"
-printf '%-44s %12.1f %12.1f %12s\n' "peak RSS of the measuring process, MiB" "$rss_mib" "$s_rss_mib" "<= 64"
-printf '%-44s %12.1f %12.1f %12s\n' "  of which anonymous (heap, stacks), MiB" "$anon_mib" "$s_anon_mib" ""
-printf '%-44s %12.1f %12s %12s\n' "  of which file-backed (mapped tables), MiB" "$file_mib" "" ""
-printf '%-44s %12s %12s %12s\n' "cgroup peak with page cache, MiB; OOM kills" "$peak; $killed" "$s_peak; $s_killed" ""
-printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f lease_receipt_64_callers_per_s=%.0f bytes_per_recording=%.0f queue_rss_mib=%.1f queue_rss_anon_mib=%.1f queue_rss_file_mib=%.1f queue_stats_s=%.6f queue_cgroup_peak_mib=%s queue_oom_kills=%s queue_read_ahead_kb=%s small_reopen_s=%.3f small_lease_receipt_per_s=%.0f small_lease_receipt_64_callers_per_s=%.0f small_rss_mib=%.1f small_oom_kills=%s\n' "$first" "$QUEUE_N" "$reopen_s" "$ops_s" "$group_s" "$bytes_per" "$rss_mib" "$anon_mib" "$file_mib" "$stats_s" "$peak" "$killed" "$ra" "$s_reopen_s" "$s_ops_s" "$s_group_s" "$s_rss_mib" "$s_killed"
+cgv=none; [ -w /sys/fs/cgroup/memory ] && cgv=v1; grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && cgv=v2
+echo "queue of $QUEUE_N recordings (filled in $(printf %.0f "$(echo "$s1 - $s0" | bc -l)") s, SQLite's in $(printf %.0f "$(echo "$s2 - $s1" | bc -l)") s), measured from a $cold; disk read-ahead $ra KiB${ra_was:+ (the disk's own $ra_was KiB set to the board's for this part)}; GOMEMLIMIT=$memlimit GOGC=$gogc (the unit's); cgroup $cgv"
+echo "rounds (lease + receipt per second, one caller/64 callers): queue$bq_runs; SQLite$sq_runs"
+col() { field "$1" "$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
+printf '%-46s %11s %11s %11s %11s %16s\n' "" "queue" "queue" "queue" "SQLite" ""
+printf '%-46s %11s %11s %11s %11s %16s\n' "memory cgroup (MemoryMax)" none "$memmax unit" "$SMALL_MAX" none target
+printf '%-46s %11.3f %11s %11s %11.3f %16s\n' "restart: reopen, release 32 stale leases, s" "$(col "$bq" $f_reopen)" "$(col "$uq" $f_reopen)" "$(col "$cq" $f_reopen)" "$(col "$sq" $f_reopen)" "< 2"
+printf '%-46s %11.0f %11s %11s %11.0f %16s\n' "lease + receipt per second, one caller" "$(col "$bq" $f_ops)" "$(col "$uq" $f_ops)" "$(col "$cq" $f_ops)" "$(col "$sq" $f_ops)" ">= 1.0x SQLite"
+printf '%-46s %11.0f %11s %11s %11.0f %16s\n' "lease + receipt per second, 64 callers" "$(col "$bq" $f_group)" "$(col "$uq" $f_group)" "$(col "$cq" $f_group)" "$(col "$sq" $f_group)" ">= 1.0x, >= 5000"
+printf '%-46s %11s %11s %11s %11s %16s\n' "  one caller vs SQLite" "$(ratio "$(col "$bq" $f_ops)" "$(col "$sq" $f_ops)")" "" "" "1.00" ">= 1.0"
+printf '%-46s %11s %11s %11s %11s %16s\n' "  64 callers vs SQLite" "$(ratio "$(col "$bq" $f_group)" "$(col "$sq" $f_group)")" "" "" "1.00" ">= 1.0"
+printf '%-46s %11s %11s %11s %11s %16s\n' "  64 callers vs the queue unconstrained" "1.00" "$(ratio "$(col "$uq" $f_group)" "$(col "$bq" $f_group)")" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "" ">= 0.5 in $SMALL_MAX"
+printf '%-46s %11.0f %11s %11s %11.0f %16s\n' "bytes on disk per recording" "$(col "$bq" $f_bytes)" "" "" "$(col "$sq" $f_bytes)" "<= 1024"
+printf '%-46s %11s %11s %11s %11s %16s\n' "anonymous memory (heap, stacks), peak MiB" "$(col "$bq" $f_anon)" "$(col "$uq" $f_anon)" "$(col "$cq" $f_anon)" "$(col "$sq" $f_anon)" "<= 64"
+printf '%-46s %11s %11s %11s %11s %16s\n' "file-backed (Badger's mapped tables), peak MiB" "$(col "$bq" $f_file)" "$(col "$uq" $f_file)" "$(col "$cq" $f_file)" "$(col "$sq" $f_file)" "reported"
+printf '%-46s %11s %11s %11s %11s %16s\n' "peak RSS (VmHWM), MiB" "$(col "$bq" $f_rss)" "$(col "$uq" $f_rss)" "$(col "$cq" $f_rss)" "$(col "$sq" $f_rss)" ""
+printf '%-46s %11s %11s %11s %11s %16s\n' "cgroup peak with page cache, MiB; OOM kills" "-" "$(col "$uq" $f_peak); $(col "$uq" $f_killed)" "$(col "$cq" $f_peak); $(col "$cq" $f_killed)" "-" "no OOM kill"
+printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f lease_receipt_64_callers_per_s=%.0f target_64_callers_floor=5000 sqlite_lease_receipt_per_s=%.0f sqlite_lease_receipt_64_callers_per_s=%.0f vs_sqlite_one_caller=%s vs_sqlite_64_callers=%s target_vs_sqlite=1.0 bytes_per_recording=%.0f sqlite_bytes_per_recording=%.0f queue_anon_mib=%s target_anon_mib=64 queue_file_mib=%s queue_rss_mib=%s queue_stats_s=%s unit_anon_mib=%s unit_cgroup_peak_mib=%s unit_oom_kills=%s small_max=%s small_anon_mib=%s small_lease_receipt_64_callers_per_s=%s small_vs_unconstrained=%s target_small_vs_unconstrained=0.5 small_cgroup_peak_mib=%s small_oom_kills=%s gogc=%s gomemlimit=%s read_ahead_kb=%s\n' \
+  "$first" "$QUEUE_N" "$(col "$bq" $f_reopen)" "$(col "$bq" $f_ops)" "$(col "$bq" $f_group)" "$(col "$sq" $f_ops)" "$(col "$sq" $f_group)" \
+  "$(ratio "$(col "$bq" $f_ops)" "$(col "$sq" $f_ops)")" "$(ratio "$(col "$bq" $f_group)" "$(col "$sq" $f_group)")" "$(col "$bq" $f_bytes)" "$(col "$sq" $f_bytes)" \
+  "$(col "$bq" $f_anon)" "$(col "$bq" $f_file)" "$(col "$bq" $f_rss)" "$(col "$bq" $f_stats)" "$(col "$uq" $f_anon)" "$(col "$uq" $f_peak)" "$(col "$uq" $f_killed)" \
+  "$SMALL_MAX" "$(col "$cq" $f_anon)" "$(col "$cq" $f_group)" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "$(col "$cq" $f_peak)" "$(col "$cq" $f_killed)" "$gogc" "$memlimit" "$ra"

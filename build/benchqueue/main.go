@@ -21,6 +21,58 @@ import (
 	"dock/queue"
 )
 
+// store is what the benchmark asks of a queue: dock/queue on Badger, or its SQLite peer.
+type store interface {
+	Import(recs []queue.Recording, why string) error
+	Pending(n int) ([]queue.Recording, error)
+	Lease(id, transfer string) (queue.Recording, error)
+	Verify(id, sha string, size int64) (queue.Recording, error)
+	ReleaseAll(why string) (int, error)
+	Close() error
+}
+
+// badgerStore is dock/queue with its tally's count.
+type badgerStore struct{ *queue.Store }
+
+func (b badgerStore) Count() (int, error) {
+	st, err := b.Stats()
+	total := 0
+	for _, c := range st.Count {
+		total += c
+	}
+	return total, err
+}
+
+// counted is a store that says how many recordings it holds.
+type counted interface {
+	store
+	Count() (int, error)
+}
+
+// openSQLite opens the SQLite peer; set by sqlite.go when built with -tags sqlite.
+var openSQLite func(dir string) (counted, error)
+
+// open opens the queue in dir with engine "badger" (the dock's) or "sqlite" (the peer).
+func open(engine, dir string, log *slog.Logger) (counted, error) {
+	switch engine {
+	case "badger":
+		s, err := queue.Open(dir, log)
+		if err != nil {
+			return nil, err
+		}
+		return badgerStore{s}, nil
+	case "sqlite":
+		if openSQLite == nil {
+			return nil, fmt.Errorf("engine sqlite: build with -tags sqlite")
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		return openSQLite(dir)
+	}
+	return nil, fmt.Errorf("engine %q: badger or sqlite", engine)
+}
+
 func main() {
 	dir := flag.String("dir", "", "work directory")
 	n := flag.Int("n", 1_000_000, "queued recordings")
@@ -28,6 +80,7 @@ func main() {
 	groupOps := flag.Int("group-ops", 20000, "lease+receipt operations to time from -workers at once")
 	workers := flag.Int("workers", 64, "concurrent lease+receipt callers for the grouped figure")
 	populate := flag.Bool("populate", false, "only fill the queue")
+	engine := flag.String("engine", "badger", "badger (the dock's queue) or sqlite (the peer, build/sqlitequeue)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	heapprofile := flag.String("heapprofile", "", "write the heap profile at the live heap's peak to this file")
 	flag.Parse()
@@ -48,9 +101,9 @@ func main() {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var err error
 	if *populate {
-		err = fill(*dir, *n, log)
+		err = fill(*engine, *dir, *n, log)
 	} else {
-		err = measure(*dir, *n, *ops, *groupOps, *workers, log)
+		err = measure(*engine, *dir, *n, *ops, *groupOps, *workers, log)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchqueue:", err)
@@ -94,8 +147,8 @@ func profilePeakHeap(path string) func() {
 	}
 }
 
-func fill(dir string, n int, log *slog.Logger) error {
-	s, err := queue.Open(dir, log)
+func fill(engine, dir string, n int, log *slog.Logger) error {
+	s, err := open(engine, dir, log)
 	if err != nil {
 		return err
 	}
@@ -130,10 +183,10 @@ func fill(dir string, n int, log *slog.Logger) error {
 // leftLeased is how many leases the filled queue holds when the measuring run opens it.
 const leftLeased = 32
 
-func measure(dir string, n, ops, groupOps, workers int, log *slog.Logger) error {
+func measure(engine, dir string, n, ops, groupOps, workers int, log *slog.Logger) error {
 	peak := sampleRSS()
 	start := time.Now()
-	s, err := queue.Open(dir, log)
+	s, err := open(engine, dir, log)
 	if err != nil {
 		return err
 	}
@@ -147,11 +200,7 @@ func measure(dir string, n, ops, groupOps, workers int, log *slog.Logger) error 
 	reopen := time.Since(start)
 	// What telemetry, the backlog announcement and the metrics ask every few seconds.
 	start = time.Now()
-	st, err := s.Stats()
-	total := 0
-	for _, c := range st.Count {
-		total += c
-	}
+	total, err := s.Count()
 	if err != nil || total != n {
 		return fmt.Errorf("stats after reopen: %d recordings, %v", total, err)
 	}

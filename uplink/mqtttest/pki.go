@@ -11,9 +11,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
+
+// TB is what the PKI asks of its caller when a step fails: a *testing.T or *testing.B, or
+// a benchmark program's own (build/benchuplink).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
 
 // PKI is a throwaway certificate authority for TLS tests.
 type PKI struct {
@@ -22,14 +29,14 @@ type PKI struct {
 	ca     *x509.Certificate
 	caKey  *ecdsa.PrivateKey
 	serial int64
-	t      testing.TB
+	t      TB
 	// CRLFile is the CA's certificate revocation list (PEM), written by Revoke.
 	CRLFile string
 	revoked []x509.RevocationListEntry
 }
 
 // NewPKI makes a CA under dir.
-func NewPKI(t testing.TB, dir string) *PKI {
+func NewPKI(t TB, dir string) *PKI {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dock test CA"},
@@ -45,9 +52,9 @@ func NewPKI(t testing.TB, dir string) *PKI {
 	return p
 }
 
-// Issue makes a certificate for cn (a client identity, or with server true the broker on
-// 127.0.0.1) and returns its certificate and key files.
-func (p *PKI) Issue(cn string, server bool) (certFile, keyFile string) {
+// Issue makes a certificate for cn (a client identity, or with server true a server on
+// 127.0.0.1 and on ips) and returns its certificate and key files.
+func (p *PKI) Issue(cn string, server bool, ips ...net.IP) (certFile, keyFile string) {
 	p.t.Helper()
 	p.serial++
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -56,7 +63,7 @@ func (p *PKI) Issue(cn string, server bool) (certFile, keyFile string) {
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.IPAddresses = append([]net.IP{net.ParseIP("127.0.0.1")}, ips...)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	if err != nil {
@@ -108,7 +115,7 @@ func (p *PKI) WriteCRL() string {
 	return p.CRLFile
 }
 
-func writePEM(t testing.TB, path, kind string, der []byte) {
+func writePEM(t TB, path, kind string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)

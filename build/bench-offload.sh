@@ -87,14 +87,14 @@ s1=$(date +%s.%N)
 "$work/benchqueue" -engine sqlite -dir "$work/sqlite" -n "$QUEUE_N" -populate
 s2=$(date +%s.%N)
 chmod -R u+w "$work/queue"; mv "$work/queue" "$work/queue.filled"; mv "$work/sqlite" "$work/sqlite.filled"
-# measure_queue ENGINE MEMORYMAX: one measuring run on a fresh copy of the filled store, with
-# the unit's GOMEMLIMIT and GOGC and, unless MEMORYMAX is "none", inside a memory cgroup of
+# measure_queue ENGINE MEMORYMAX [GOGC]: one measuring run on a fresh copy of the filled
+# store, with the unit's GOMEMLIMIT and GOGC (or this one) and, unless MEMORYMAX is "none", inside a memory cgroup of
 # MEMORYMAX (v1 or v2, as root), the unit's way of capping the agent (a process over it is
 # killed). As root the page cache is dropped first, so that the run starts cold, as after a
 # power cut, and the cgroup is charged for every page the run reads. Prints benchqueue's
 # figures, then the cgroup's peak in MiB and its OOM kills ("-" for both without a cgroup).
 measure_queue() {
-  local engine=$1 memmax=$2 out peak=- killed=-
+  local engine=$1 memmax=$2 gogc=${3:-$gogc} out peak=- killed=-
   cg=""
   if [ "$memmax" != none ] && [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/memory ]; then # cgroup v1
     cg=/sys/fs/cgroup/memory/bench-queue-$$
@@ -163,6 +163,8 @@ done
 echo "load before the cgroup runs: $(cat /proc/loadavg)"
 uq=$(measure_queue queue "$memmax")
 cq=$(measure_queue queue "$SMALL_MAX")
+# The cost of the unit's GOGC: the same unconstrained run with Go's default.
+dq=$(measure_queue queue none 100)
 echo
 cold="warm page cache (not root: no cache drop, no cgroup, limits only by GOMEMLIMIT)"
 [ "$(id -u)" = 0 ] && cold="cold page cache, as after a power cut"
@@ -171,21 +173,22 @@ echo "queue of $QUEUE_N recordings (filled in $(printf %.0f "$(echo "$s1 - $s0" 
 echo "rounds (lease + receipt per second, one caller/64 callers): queue$bq_runs; SQLite$sq_runs"
 col() { field "$1" "$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
-printf '%-46s %11s %11s %11s %11s %16s\n' "" "queue" "queue" "queue" "SQLite" ""
-printf '%-46s %11s %11s %11s %11s %16s\n' "memory cgroup (MemoryMax)" none "$memmax unit" "$SMALL_MAX" none target
-printf '%-46s %11.3f %11s %11s %11.3f %16s\n' "restart: reopen, release 32 stale leases, s" "$(col "$bq" $f_reopen)" "$(col "$uq" $f_reopen)" "$(col "$cq" $f_reopen)" "$(col "$sq" $f_reopen)" "< 2"
-printf '%-46s %11.0f %11s %11s %11.0f %16s\n' "lease + receipt per second, one caller" "$(col "$bq" $f_ops)" "$(col "$uq" $f_ops)" "$(col "$cq" $f_ops)" "$(col "$sq" $f_ops)" ">= 1.0x SQLite"
-printf '%-46s %11.0f %11s %11s %11.0f %16s\n' "lease + receipt per second, 64 callers" "$(col "$bq" $f_group)" "$(col "$uq" $f_group)" "$(col "$cq" $f_group)" "$(col "$sq" $f_group)" ">= 1.0x, >= 5000"
-printf '%-46s %11s %11s %11s %11s %16s\n' "  one caller vs SQLite" "$(ratio "$(col "$bq" $f_ops)" "$(col "$sq" $f_ops)")" "" "" "1.00" ">= 1.0"
-printf '%-46s %11s %11s %11s %11s %16s\n' "  64 callers vs SQLite" "$(ratio "$(col "$bq" $f_group)" "$(col "$sq" $f_group)")" "" "" "1.00" ">= 1.0"
-printf '%-46s %11s %11s %11s %11s %16s\n' "  64 callers vs the queue unconstrained" "1.00" "$(ratio "$(col "$uq" $f_group)" "$(col "$bq" $f_group)")" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "" ">= 0.5 in $SMALL_MAX"
-printf '%-46s %11.0f %11s %11s %11.0f %16s\n' "bytes on disk per recording" "$(col "$bq" $f_bytes)" "" "" "$(col "$sq" $f_bytes)" "<= 1024"
-printf '%-46s %11s %11s %11s %11s %16s\n' "anonymous memory (heap, stacks), peak MiB" "$(col "$bq" $f_anon)" "$(col "$uq" $f_anon)" "$(col "$cq" $f_anon)" "$(col "$sq" $f_anon)" "<= 64"
-printf '%-46s %11s %11s %11s %11s %16s\n' "file-backed (Badger's mapped tables), peak MiB" "$(col "$bq" $f_file)" "$(col "$uq" $f_file)" "$(col "$cq" $f_file)" "$(col "$sq" $f_file)" "reported"
-printf '%-46s %11s %11s %11s %11s %16s\n' "peak RSS (VmHWM), MiB" "$(col "$bq" $f_rss)" "$(col "$uq" $f_rss)" "$(col "$cq" $f_rss)" "$(col "$sq" $f_rss)" ""
-printf '%-46s %11s %11s %11s %11s %16s\n' "cgroup peak with page cache, MiB; OOM kills" "-" "$(col "$uq" $f_peak); $(col "$uq" $f_killed)" "$(col "$cq" $f_peak); $(col "$cq" $f_killed)" "-" "no OOM kill"
-printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f lease_receipt_64_callers_per_s=%.0f target_64_callers_floor=5000 sqlite_lease_receipt_per_s=%.0f sqlite_lease_receipt_64_callers_per_s=%.0f vs_sqlite_one_caller=%s vs_sqlite_64_callers=%s target_vs_sqlite=1.0 bytes_per_recording=%.0f sqlite_bytes_per_recording=%.0f queue_anon_mib=%s target_anon_mib=64 queue_file_mib=%s queue_rss_mib=%s queue_stats_s=%s unit_anon_mib=%s unit_cgroup_peak_mib=%s unit_oom_kills=%s small_max=%s small_anon_mib=%s small_lease_receipt_64_callers_per_s=%s small_vs_unconstrained=%s target_small_vs_unconstrained=0.5 small_cgroup_peak_mib=%s small_oom_kills=%s gogc=%s gomemlimit=%s read_ahead_kb=%s\n' \
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "" "queue" "queue" "queue" "SQLite" "queue" ""
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "memory cgroup (MemoryMax)" none "$memmax unit" "$SMALL_MAX" none none ""
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "GOGC" "$gogc" "$gogc" "$gogc" "$gogc" 100 target
+printf '%-46s %11.3f %11s %11s %11.3f %11.3f %16s\n' "restart: reopen, release 32 stale leases, s" "$(col "$bq" $f_reopen)" "$(col "$uq" $f_reopen)" "$(col "$cq" $f_reopen)" "$(col "$sq" $f_reopen)" "$(col "$dq" $f_reopen)" "< 2"
+printf '%-46s %11.0f %11s %11s %11.0f %11.0f %16s\n' "lease + receipt per second, one caller" "$(col "$bq" $f_ops)" "$(col "$uq" $f_ops)" "$(col "$cq" $f_ops)" "$(col "$sq" $f_ops)" "$(col "$dq" $f_ops)" ">= 1.0x SQLite"
+printf '%-46s %11.0f %11s %11s %11.0f %11.0f %16s\n' "lease + receipt per second, 64 callers" "$(col "$bq" $f_group)" "$(col "$uq" $f_group)" "$(col "$cq" $f_group)" "$(col "$sq" $f_group)" "$(col "$dq" $f_group)" ">= 1.0x, >= 5000"
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "  one caller vs SQLite" "$(ratio "$(col "$bq" $f_ops)" "$(col "$sq" $f_ops)")" "" "" "1.00" "$(ratio "$(col "$dq" $f_ops)" "$(col "$sq" $f_ops)")" ">= 1.0"
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "  64 callers vs SQLite" "$(ratio "$(col "$bq" $f_group)" "$(col "$sq" $f_group)")" "" "" "1.00" "$(ratio "$(col "$dq" $f_group)" "$(col "$sq" $f_group)")" ">= 1.0"
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "  64 callers vs the queue unconstrained" "1.00" "$(ratio "$(col "$uq" $f_group)" "$(col "$bq" $f_group)")" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "" "$(ratio "$(col "$dq" $f_group)" "$(col "$bq" $f_group)")" ">= 0.5 in $SMALL_MAX"
+printf '%-46s %11.0f %11s %11s %11.0f %11.0f %16s\n' "bytes on disk per recording" "$(col "$bq" $f_bytes)" "" "" "$(col "$sq" $f_bytes)" "$(col "$dq" $f_bytes)" "<= 1024"
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "anonymous memory (heap, stacks), peak MiB" "$(col "$bq" $f_anon)" "$(col "$uq" $f_anon)" "$(col "$cq" $f_anon)" "$(col "$sq" $f_anon)" "$(col "$dq" $f_anon)" "<= 64"
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "file-backed (Badger's mapped tables), peak MiB" "$(col "$bq" $f_file)" "$(col "$uq" $f_file)" "$(col "$cq" $f_file)" "$(col "$sq" $f_file)" "$(col "$dq" $f_file)" "reported"
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "peak RSS (VmHWM), MiB" "$(col "$bq" $f_rss)" "$(col "$uq" $f_rss)" "$(col "$cq" $f_rss)" "$(col "$sq" $f_rss)" "$(col "$dq" $f_rss)" ""
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "cgroup peak with page cache, MiB; OOM kills" "-" "$(col "$uq" $f_peak); $(col "$uq" $f_killed)" "$(col "$cq" $f_peak); $(col "$cq" $f_killed)" "-" "-" "no OOM kill"
+printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f lease_receipt_64_callers_per_s=%.0f target_64_callers_floor=5000 sqlite_lease_receipt_per_s=%.0f sqlite_lease_receipt_64_callers_per_s=%.0f vs_sqlite_one_caller=%s vs_sqlite_64_callers=%s target_vs_sqlite=1.0 bytes_per_recording=%.0f sqlite_bytes_per_recording=%.0f queue_anon_mib=%s target_anon_mib=64 queue_file_mib=%s queue_rss_mib=%s queue_stats_s=%s unit_anon_mib=%s unit_cgroup_peak_mib=%s unit_oom_kills=%s small_max=%s small_anon_mib=%s small_lease_receipt_64_callers_per_s=%s small_vs_unconstrained=%s target_small_vs_unconstrained=0.5 small_cgroup_peak_mib=%s small_oom_kills=%s gogc100_anon_mib=%s gogc100_lease_receipt_64_callers_per_s=%s gogc=%s gomemlimit=%s read_ahead_kb=%s\n' \
   "$first" "$QUEUE_N" "$(col "$bq" $f_reopen)" "$(col "$bq" $f_ops)" "$(col "$bq" $f_group)" "$(col "$sq" $f_ops)" "$(col "$sq" $f_group)" \
   "$(ratio "$(col "$bq" $f_ops)" "$(col "$sq" $f_ops)")" "$(ratio "$(col "$bq" $f_group)" "$(col "$sq" $f_group)")" "$(col "$bq" $f_bytes)" "$(col "$sq" $f_bytes)" \
   "$(col "$bq" $f_anon)" "$(col "$bq" $f_file)" "$(col "$bq" $f_rss)" "$(col "$bq" $f_stats)" "$(col "$uq" $f_anon)" "$(col "$uq" $f_peak)" "$(col "$uq" $f_killed)" \
-  "$SMALL_MAX" "$(col "$cq" $f_anon)" "$(col "$cq" $f_group)" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "$(col "$cq" $f_peak)" "$(col "$cq" $f_killed)" "$gogc" "$memlimit" "$ra"
+  "$SMALL_MAX" "$(col "$cq" $f_anon)" "$(col "$cq" $f_group)" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "$(col "$cq" $f_peak)" "$(col "$cq" $f_killed)" "$(col "$dq" $f_anon)" "$(col "$dq" $f_group)" "$gogc" "$memlimit" "$ra"

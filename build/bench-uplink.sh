@@ -16,7 +16,7 @@
 #    `sync` and `sha256sum` at the receiver, plain and with TLS; bytes on the wire (the
 #    veth's counters, both ways) per byte of footage.
 # 3. The upload with the dock's connection cut at 90 %: how many bytes were sent twice.
-# Needs root for the namespaces (the link part is skipped otherwise, and says so). Installs
+# PARTS ("loopback link") runs either alone. Needs root for the namespaces (the link part is skipped otherwise, and says so). Installs
 # nginx, age, curl, socat, mosquitto and iproute2 when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,7 @@ ROUNDS=${ROUNDS:-3}
 LINK_MB=${LINK_MB:-64}
 LINK_RATES=${LINK_RATES:-100 20}
 LINK_ROUNDS=${LINK_ROUNDS:-2}
+PARTS=${PARTS:-loopback link} # either or both
 need=()
 for b in nginx:nginx socat:socat curl:curl age:age mosquitto:mosquitto ip:iproute2 tc:iproute2; do
   command -v "${b%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${b%%:*}" ] || need+=("${b##*:}")
@@ -99,6 +100,10 @@ wait_port() {
   echo "nothing listens on $1:$2" >&2; exit 1
 }
 
+# received FILE: sync it and check its SHA-256 at the receiver.
+received() { sync "$1" && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$want" ] || { echo "the copy at $1 differs" >&2; exit 1; }; }
+summary="load=$(cut -d' ' -f1 /proc/loadavg)"
+if [[ " $PARTS " == *" loopback "* ]]; then
 # Loopback services.
 mqp=$(free_port) mqs=$(free_port) ngp=$(free_port) ngs=$(free_port)
 mosquitto_conf 127.0.0.1 "$mqp" > "$work/mq.conf"; mosquitto_conf 127.0.0.1 "$mqs" tls > "$work/mqs.conf"
@@ -108,8 +113,6 @@ nginx_conf lo 127.0.0.1 "$ngp" "$ngs" > "$work/nginx-lo.conf"
 "$NGINX" -c "$work/nginx-lo.conf" & pids+=($!)
 for p in $mqp $mqs $ngp $ngs; do wait_port 127.0.0.1 "$p"; done
 
-# received FILE: sync it and check its SHA-256 at the receiver.
-received() { sync "$1" && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$want" ] || { echo "the copy at $1 differs" >&2; exit 1; }; }
 # dock WHO BIN BROKER [benchuplink flags]: one upload, central in this process; seconds.
 dock() {
   local who=$1 bin=$2 broker=$3 r s; shift 3
@@ -180,11 +183,17 @@ row "context: nginx WebDAV PUT (curl -T file), sync, sha256sum" "${best[put]}" "
 row "context: raw TCP copy (socat), sync, sha256sum" "${best[socat]}" "$(printf %.2f "$(div "${best[pipe]}" "${best[socat]}")")"
 printf 'paho fork: TLS %.3f s vs upstream %.3f s (fork %.2fx); plain %.3f s vs upstream %.3f s (fork %.2fx)\n' "${best[dock_tls]}" "${best[upstream_tls]}" "$(div "${best[upstream_tls]}" "${best[dock_tls]}")" "${best[dock]}" "${best[upstream]}" "$(div "${best[upstream]}" "${best[dock]}")"
 echo "connection cut at 90 %: $resent bytes sent again (one window is $window bytes); an HTTP PUT would send $size again"
-summary=$(printf 'load=%s size_mib=%d dock_s=%.3f peer_age_curl_s=%.3f dock_vs_peer=%.3f target_vs_peer=1.3 dock_tls_s=%.3f peer_https_s=%.3f dock_tls_vs_peer=%.3f upstream_paho_tls_s=%.3f fork_vs_upstream_tls=%.3f upstream_paho_s=%.3f fork_vs_upstream=%.3f nginx_put_s=%.3f socat_s=%.3f resent_bytes=%d window_bytes=%d' \
-  "$(cut -d' ' -f1 /proc/loadavg)" "$SIZE_MB" "${best[dock]}" "${best[pipe]}" "$(div "${best[pipe]}" "${best[dock]}")" "${best[dock_tls]}" "${best[pipe_tls]}" "$(div "${best[pipe_tls]}" "${best[dock_tls]}")" \
+summary=$(printf '%s size_mib=%d dock_s=%.3f peer_age_curl_s=%.3f dock_vs_peer=%.3f target_vs_peer=1.3 dock_tls_s=%.3f peer_https_s=%.3f dock_tls_vs_peer=%.3f upstream_paho_tls_s=%.3f fork_vs_upstream_tls=%.3f upstream_paho_s=%.3f fork_vs_upstream=%.3f nginx_put_s=%.3f socat_s=%.3f resent_bytes=%d window_bytes=%d' \
+  "$summary" "$SIZE_MB" "${best[dock]}" "${best[pipe]}" "$(div "${best[pipe]}" "${best[dock]}")" "${best[dock_tls]}" "${best[pipe_tls]}" "$(div "${best[pipe_tls]}" "${best[dock_tls]}")" \
   "${best[upstream_tls]}" "$(div "${best[upstream_tls]}" "${best[dock_tls]}")" "${best[upstream]}" "$(div "${best[upstream]}" "${best[dock]}")" "${best[put]}" "${best[socat]}" "$resent" "$window")
 
+fi
+
 # The shaped link.
+if [[ " $PARTS " != *" link "* ]]; then
+  echo "$summary"
+  exit 0
+fi
 if [ "$(id -u)" != 0 ] || ! ip netns add "$nsd" 2>/dev/null; then
   echo "shaped link: skipped (network namespaces need root)"
   echo "$summary link=skipped"
@@ -197,13 +206,13 @@ ip -n "$nsd" addr add 10.201.0.1/24 dev "$vd"; ip -n "$nsc" addr add 10.201.0.2/
 for n in "$nsd:$vd" "$nsc:$vc"; do ip -n "${n%%:*}" link set lo up; ip -n "${n%%:*}" link set "${n##*:}" up; done
 # Processes in a namespace: nsenter execs the command (its pid is the command's, for kill);
 # `ip netns exec` waits in a parent of its own but mounts the namespace's /sys (for wire).
-inc() { nsenter --net="/run/netns/$nsc" -- "$@"; }
+inc=(nsenter --net="/run/netns/$nsc" --) # not a function: `cmd &` of a function forks a shell that waits for cmd
 ind() { ip netns exec "$nsd" "$@"; }
 mosquitto_conf 10.201.0.2 1883 > "$work/mq-link.conf"; mosquitto_conf 10.201.0.2 8883 tls > "$work/mqs-link.conf"
-inc "$MOSQUITTO" -c "$work/mq-link.conf" 2>"$work/mq-link.log" & pids+=($!)
-inc "$MOSQUITTO" -c "$work/mqs-link.conf" 2>"$work/mqs-link.log" & pids+=($!)
+"${inc[@]}" "$MOSQUITTO" -c "$work/mq-link.conf" 2>"$work/mq-link.log" & pids+=($!)
+"${inc[@]}" "$MOSQUITTO" -c "$work/mqs-link.conf" 2>"$work/mqs-link.log" & pids+=($!)
 nginx_conf link 10.201.0.2 80 443 > "$work/nginx-link.conf"
-inc "$NGINX" -c "$work/nginx-link.conf" & pids+=($!)
+"${inc[@]}" "$NGINX" -c "$work/nginx-link.conf" & pids+=($!)
 for p in 1883 8883 80 443; do wait_port 10.201.0.2 "$p" "$nsc"; done
 head -c $((LINK_MB << 20)) "$work/src.mp4" > "$work/link.mp4"
 want=$(sha256sum "$work/link.mp4" | cut -d' ' -f1)
@@ -213,7 +222,7 @@ wire() { ind cat "/sys/class/net/$vd/statistics/tx_bytes" "/sys/class/net/$vd/st
 link_dock() {
   local broker=$1 c w0 r s f; shift
   rm -rf "$work/lrun" "$work/lcentral"; mkdir -p "$work/lrun" "$work/lcentral"
-  inc "$work/benchuplink" -role central -broker "$broker" -dir "$work/lcentral" -chunk "$CHUNK" -window "$WINDOW" "$@" >/dev/null & c=$!
+  "${inc[@]}" "$work/benchuplink" -role central -broker "$broker" -dir "$work/lcentral" -chunk "$CHUNK" -window "$WINDOW" "$@" >/dev/null & c=$!
   for _ in $(seq 200); do [ -s "$work/lcentral/central.pub" ] && break; sleep 0.05; done
   w0=$(wire)
   r=$(ind "$work/benchuplink" -role dock -broker "$broker" -central-pub "$work/lcentral/central.pub" -src "$work/link.mp4" -dir "$work/lrun" -chunk "$CHUNK" -window "$WINDOW" "$@")
@@ -233,7 +242,7 @@ link_curl() {
 }
 echo
 echo "shaped link: dock and central in two network namespaces, veth, the dock's egress shaped by tbf; ${LINK_MB} MiB; best of $LINK_ROUNDS interleaved rounds"
-printf '%-46s %8s %8s %10s %10s %8s\n' "method" seconds "Mbit/s" "wire/byte" "vs curl" target
+printf '%-58s %8s %8s %10s %10s %8s\n' "method" seconds "Mbit/s" "wire/byte" "vs curl" target
 foot=$((LINK_MB << 20))
 for rate in $LINK_RATES; do
   tc -n "$nsd" qdisc replace dev "$vd" root tbf rate "${rate}mbit" burst $((rate * 1250)) latency 50ms
@@ -255,7 +264,7 @@ for rate in $LINK_RATES; do
     label="curl -T to nginx, sync, sha256sum"; [ "${m#dock}" = "$m" ] || label="dock upload via mosquitto (goodput)"
     [ "${m%_tls}" = "$m" ] || label="$label, TLS"
     tgt=""; [ "${m#dock}" = "$m" ] || tgt=">= 0.95"
-    printf '%-46s %8.3f %8.1f %10.4f %10.3f %8s\n' "$rate Mbit/s: $label" "${lb[$m]}" "$(div "$foot * 8" "(${lb[$m]} * 1000000)")" "$(div "${lw[$m]}" "$foot")" "$(div "${lb[$peer]}" "${lb[$m]}")" "$tgt"
+    printf '%-58s %8.3f %8.1f %10.4f %10.3f %8s\n' "$rate Mbit/s: $label" "${lb[$m]}" "$(div "$foot * 8" "(${lb[$m]} * 1000000)")" "$(div "${lw[$m]}" "$foot")" "$(div "${lb[$peer]}" "${lb[$m]}")" "$tgt"
   done
   summary="$summary link${rate}_dock_s=$(printf %.3f "${lb[dock]}") link${rate}_curl_s=$(printf %.3f "${lb[curl]}") link${rate}_dock_vs_curl=$(printf %.3f "$(div "${lb[curl]}" "${lb[dock]}")") link${rate}_dock_wire_per_byte=$(printf %.4f "$(div "${lw[dock]}" "$foot")") link${rate}_curl_wire_per_byte=$(printf %.4f "$(div "${lw[curl]}" "$foot")") link${rate}_dock_tls_s=$(printf %.3f "${lb[dock_tls]}") link${rate}_curl_tls_s=$(printf %.3f "${lb[curl_tls]}") link${rate}_dock_tls_vs_curl=$(printf %.3f "$(div "${lb[curl_tls]}" "${lb[dock_tls]}")") link${rate}_dock_tls_wire_per_byte=$(printf %.4f "$(div "${lw[dock_tls]}" "$foot")") target_link_vs_curl=0.95"
 done

@@ -109,7 +109,7 @@ measure_queue() {
   fi
   rm -rf "$work/$engine"; cp -a "$work/$engine.filled" "$work/$engine"; sync
   [ "$(id -u)" = 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  local run=(env GOMEMLIMIT="$memlimit" GOGC="$gogc" "$work/benchqueue" -engine "${engine/queue/badger}" -dir "$work/$engine" -n "$QUEUE_N" -ops 2000)
+  local run=(env GOMEMLIMIT="$memlimit" GOGC="$gogc" "$work/benchqueue" -engine "${engine/queue/badger}" -dir "$work/$engine" -n "$QUEUE_N" -ops 2000 -group-ops $((QUEUE_N / 2 < 20000 ? QUEUE_N / 2 : 20000)))
   if [ -n "$cg" ]; then
     out=$(bash -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "${run[@]}") || out=""
     killed=$(sed -n 's/^oom_kill //p' "$cg/memory.oom_control" "$cg/memory.events" 2>/dev/null | head -1 || true)

@@ -33,7 +33,6 @@ test: deps test-unit test-vm fuzz-smoke test-arm test-cross test-package ## ever
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -tags sqlite ./build/sqlitequeue/ # bench-offload's SQLite peer, behind a tag (its compile is long)
 
 # The real hw package on an emulated arm64 board (hw/vmtest): a trixie-backports kernel with
 # gpio-sim under qemu-system-aarch64, cameras on emulated UARTs. Fetches qemu and the kernel

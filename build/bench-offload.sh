@@ -80,7 +80,7 @@ QUEUE_N=${QUEUE_N:-1000000}
 QUEUE_ROUNDS=${QUEUE_ROUNDS:-2}
 echo
 echo "load before the queue part: $(cat /proc/loadavg)"
-go build -tags sqlite -o "$work/benchqueue" ./build/benchqueue
+go build -o "$work/benchqueue" ./build/benchqueue
 s0=$(date +%s.%N)
 "$work/benchqueue" -dir "$work/queue" -n "$QUEUE_N" -populate
 s1=$(date +%s.%N)

@@ -50,7 +50,7 @@ type counted interface {
 	Count() (int, error)
 }
 
-// openSQLite opens the SQLite peer; set by sqlite.go when built with -tags sqlite.
+// openSQLite opens the SQLite peer (sqlite.go).
 var openSQLite func(dir string) (counted, error)
 
 // open opens the queue in dir with engine "badger" (the dock's) or "sqlite" (the peer).
@@ -63,9 +63,6 @@ func open(engine, dir string, log *slog.Logger) (counted, error) {
 		}
 		return badgerStore{s}, nil
 	case "sqlite":
-		if openSQLite == nil {
-			return nil, fmt.Errorf("engine sqlite: build with -tags sqlite")
-		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}

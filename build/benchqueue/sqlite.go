@@ -1,11 +1,8 @@
-//go:build sqlite
-
 package main
 
 import "dock/build/sqlitequeue"
 
-// The SQLite peer (build/sqlitequeue) is linked only with -tags sqlite: its compile is
-// long, and nothing but this benchmark and its own test needs it.
+// The SQLite peer (build/sqlitequeue), for -engine sqlite.
 func init() {
 	openSQLite = func(dir string) (counted, error) {
 		s, err := sqlitequeue.Open(dir)

@@ -26,9 +26,9 @@ import (
 	"syscall"
 	"time"
 
-	"dock/uplink/brokertls"
 	"dock/queue"
 	"dock/uplink"
+	"dock/uplink/brokertls"
 	"dock/uplink/central"
 	"dock/uplink/mqtttest"
 )

@@ -1,5 +1,3 @@
-//go:build sqlite
-
 // Package sqlitequeue is the dock queue's lease and receipt done on SQLite, the store a dock
 // vendor would pick: the peer `make bench-offload` measures the Badger queue against.
 //
@@ -8,8 +6,7 @@
 // JSON and SHA-256 as queue.Entry), and write the ledger head and the tally once per group;
 // concurrent callers' updates are applied in arrival order by one committer, up to 64 in one
 // transaction, one fsync for the group. SQLite runs in WAL mode with synchronous=FULL
-// (modernc.org/sqlite, no cgo). Benchmark-only, built with -tags sqlite: the agent never links it
-// (agent/deps_test.go).
+// (modernc.org/sqlite, no cgo). Benchmark-only: the agent never links it (agent/deps_test.go).
 package sqlitequeue
 
 import (

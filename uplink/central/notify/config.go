@@ -38,7 +38,10 @@ type SMTP struct {
 	Username     string `json:"username,omitempty"`
 	PasswordFile string `json:"password_file,omitempty"`
 	Hello        string `json:"hello,omitempty"`
-	Password     string `json:"-"` // read from PasswordFile
+	// Timeout bounds one attempt, connection to QUIT (1 min): a server that never greets
+	// (one speaking TLS at once, asked for STARTTLS) fails the attempt, tried again later.
+	Timeout  Duration `json:"timeout,omitzero"`
+	Password string   `json:"-"` // read from PasswordFile
 }
 
 // Team is who hears of which docks' faults, and how.

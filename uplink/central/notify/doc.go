@@ -36,7 +36,8 @@
 //	    "ca_file": "",                    // PEM roots for the server's certificate; the system's if empty
 //	    "username": "central",            // SMTP AUTH PLAIN, only over TLS or to loopback
 //	    "password_file": "/etc/central/smtp-password",
-//	    "hello": "central.example"        // the EHLO name; "localhost" if empty
+//	    "hello": "central.example",       // the EHLO name; "localhost" if empty
+//	    "timeout": "1m"                   // one attempt at most, connection to QUIT
 //	  },
 //	  "teams": [{
 //	    "name": "north",                  // a dock belongs to the team its running config names

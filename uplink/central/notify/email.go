@@ -46,7 +46,11 @@ func (m *mailer) send(ctx context.Context, from string, to []string, msg []byte)
 		return &PermanentError{err}
 	}
 	tlsc := &tls.Config{ServerName: host, RootCAs: m.roots, MinVersion: tls.VersionTLS12}
-	d := net.Dialer{Timeout: 15 * time.Second}
+	limit := time.Duration(m.s.Timeout)
+	if limit <= 0 {
+		limit = time.Minute
+	}
+	d := net.Dialer{Timeout: min(limit, 15*time.Second)}
 	var conn net.Conn
 	if m.s.Security == "tls" {
 		conn, err = (&tls.Dialer{NetDialer: &d, Config: tlsc}).DialContext(ctx, "tcp", m.s.Addr)
@@ -56,7 +60,7 @@ func (m *mailer) send(ctx context.Context, from string, to []string, msg []byte)
 	if err != nil {
 		return fmt.Errorf("smtp %s: %w", m.s.Addr, err)
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(limit)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}

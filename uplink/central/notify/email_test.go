@@ -121,3 +121,68 @@ func TestEmailDigestThroughMailpit(t *testing.T) {
 		t.Errorf("no delivery id in the headers:\n%s", head)
 	}
 }
+
+// savedStore records every outcome saved.
+type savedStore struct {
+	*notify.MemStore
+	mu    sync.Mutex
+	saved []notify.Delivery
+}
+
+func (s *savedStore) Save(d notify.Delivery) error {
+	s.mu.Lock()
+	s.saved = append(s.saved, d)
+	s.mu.Unlock()
+	return s.MemStore.Save(d)
+}
+
+func (s *savedStore) outcomes() []notify.Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]notify.Delivery(nil), s.saved...)
+}
+
+// The e-mail security modes against mailpit: implicit TLS delivers; STARTTLS to a server
+// that speaks TLS at once fails and is tried again; a wrong password is refused for good
+// (SMTP 535) and given up after one attempt.
+func TestEmailSecurityModes(t *testing.T) {
+	starttls := notifytest.StartMailpit(t)
+	implicit := notifytest.StartMailpit(t, notifytest.ImplicitTLS)
+	for _, tc := range []struct {
+		name     string
+		mp       *notifytest.Mailpit
+		security string
+		password string
+		want     []notify.DeliveryState // the first outcomes saved
+	}{
+		{"implicit tls", implicit, "tls", "", []notify.DeliveryState{notify.Sent}},
+		{"starttls to an implicit-tls server", implicit, "starttls", "", []notify.DeliveryState{notify.Open, notify.Open}},
+		{"wrong password", starttls, "starttls", "not-the-password", []notify.DeliveryState{notify.GivenUp}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fastConfig(notify.Team{Name: "north", Docks: []string{"*"}, Email: &notify.Email{From: "central@dock.test", To: []string{"north@dock.test"}}})
+			pass := tc.mp.Password
+			if tc.password != "" {
+				pass = tc.password
+			}
+			cfg.SMTP = &notify.SMTP{Addr: tc.mp.SMTPAddr, Security: tc.security, CAFile: tc.mp.CAFile, Username: tc.mp.User, Password: pass,
+				Timeout: notify.Duration(time.Second)} // a server that never greets fails the attempt within it
+			store := &savedStore{MemStore: notify.NewMemStore()}
+			n, stop := start(t, notify.Options{Config: cfg, Store: store})
+			if err := n.Observe("dock-1", alert("CAM-1", "battery-worn", time.Now())); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the outcomes", func() bool { return len(store.outcomes()) >= len(tc.want) })
+			stop()
+			got := store.outcomes()
+			for i, want := range tc.want {
+				if got[i].State != want {
+					t.Fatalf("outcome %d: %s (%s), want %s", i+1, got[i].State, got[i].LastError, want)
+				}
+			}
+			if last := got[len(got)-1]; last.State != notify.Open && len(got) != len(tc.want) {
+				t.Fatalf("%d outcomes after a final one", len(got))
+			}
+		})
+	}
+}

@@ -84,9 +84,16 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// MailpitOption changes how StartMailpit runs mailpit.
+type MailpitOption string
+
+// ImplicitTLS makes mailpit speak TLS from the first byte (SMTPS, as on port 465) instead
+// of requiring STARTTLS.
+const ImplicitTLS MailpitOption = "--smtp-require-tls"
+
 // StartMailpit runs mailpit until the test ends. Without mailpit, and when it cannot be
 // installed, the test is skipped, or fails under CI, where it must be had.
-func StartMailpit(t testing.TB) *Mailpit {
+func StartMailpit(t testing.TB, opts ...MailpitOption) *Mailpit {
 	t.Helper()
 	bin, err := mailpitBinary(t)
 	if err != nil {
@@ -109,9 +116,15 @@ func StartMailpit(t testing.TB) *Mailpit {
 		m.SMTPAddr = fmt.Sprintf("127.0.0.1:%d", smtpPort)
 		m.API = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 		var logb bytes.Buffer
+		tlsMode := "--smtp-require-starttls"
+		for _, o := range opts {
+			if o == ImplicitTLS {
+				tlsMode = string(o)
+			}
+		}
 		cmd := exec.Command(bin, "--smtp", m.SMTPAddr, "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
 			"--database", filepath.Join(dir, fmt.Sprintf("mailpit-%d.db", try)), "--disable-version-check",
-			"--smtp-tls-cert", cert, "--smtp-tls-key", key, "--smtp-require-starttls",
+			"--smtp-tls-cert", cert, "--smtp-tls-key", key, tlsMode,
 			"--smtp-auth-file", auth, "--smtp-disable-rdns", "--pop3", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 		cmd.Stdout, cmd.Stderr = &logb, &logb
 		if err := cmd.Start(); err != nil {

@@ -331,6 +331,8 @@ func TestOfficeInTheBrowser(t *testing.T) {
 	}
 	admin.open("/ledgers")
 	admin.screenshot("ledgers")
+	admin.waitFor("/ledgers/dock-1", id, 15*time.Second) // the dock's exported entries name the recording
+	admin.screenshot("ledger-entries")
 	admin.open("/users")
 	admin.screenshot("users")
 }

@@ -30,8 +30,34 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the fleet database under dir and brings its schema to
-// the newest version.
+// the newest version. Receivers sharing a store open it at the same moment: while another
+// process holds the lock that switching to WAL or a migration needs (SQLite answers
+// SQLITE_BUSY there without waiting out busy_timeout), Open tries again for up to
+// openPatience.
 func Open(dir string) (*DB, error) {
+	deadline := time.Now().Add(openPatience)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		d, err := open(dir)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return d, err
+		}
+		time.Sleep(wait)
+	}
+}
+
+// openPatience is how long Open waits out another process's lock.
+const openPatience = 30 * time.Second
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (5): another connection holds a lock.
+func isBusy(err error) bool {
+	var se interface{ Code() int }
+	if errors.As(err, &se) {
+		return se.Code()&0xff == 5
+	}
+	return false
+}
+
+func open(dir string) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}

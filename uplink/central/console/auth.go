@@ -87,8 +87,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, sess, err := s.o.DB.Login(r.PostFormValue("user"), r.PostFormValue("password"))
-	if errors.Is(err, fleet.ErrBadLogin) {
-		w.WriteHeader(http.StatusUnauthorized)
+	if errors.Is(err, fleet.ErrBadLogin) || errors.Is(err, fleet.ErrLockedOut) {
+		code := http.StatusUnauthorized
+		if errors.Is(err, fleet.ErrLockedOut) {
+			code = http.StatusTooManyRequests
+		}
+		w.WriteHeader(code)
 		s.render(w, r, "login", view{Title: "Sign in", Flash: err.Error(), Data: r.PostFormValue("next")})
 		return
 	}

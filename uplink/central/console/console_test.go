@@ -47,6 +47,17 @@ func TestRolesSessionsAndCSRF(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("wrong password: %d", resp.StatusCode)
 	}
+	// A guesser at one name is refused (429) once it failed fleet.MaxFailedLogins times.
+	for i := range fleet.MaxFailedLogins + 1 {
+		resp, err := http.PostForm(e.URL+"/login", url.Values{"user": {"nobody"}, "password": {"guess"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: http.StatusTooManyRequests, false: http.StatusUnauthorized}[i == fleet.MaxFailedLogins]; resp.StatusCode != want {
+			t.Fatalf("guess %d at nobody's password: %d, want %d", i, resp.StatusCode, want)
+		}
+	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err = noRedirect.PostForm(e.URL+"/login", url.Values{"user": {e.AdminUser}, "password": {e.AdminPassword}})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -137,21 +138,61 @@ const SessionTTL = 12 * time.Hour
 // ErrBadLogin means the name or the password is wrong (which, is not said).
 var ErrBadLogin = errors.New("wrong user name or password")
 
+// ErrLockedOut means a name had MaxFailedLogins failures in LockoutWindow: no password
+// is checked for it until the window has passed.
+var ErrLockedOut = errors.New("too many failed sign-ins for this name: try again later")
+
+const (
+	MaxFailedLogins = 5                // failures of one name in LockoutWindow that lock it
+	LockoutWindow   = 15 * time.Minute // how far back failures count (since the last success)
+)
+
+// loginSlots bounds the argon2id derivations running at once (64 MiB each): a flood of
+// sign-ins waits here rather than taking central's memory, and a name's failures are
+// counted and its password checked under one slot.
+var loginSlots = make(chan struct{}, 2)
+
+// decoyHash is checked when a name has no account, so that the answer takes as long as
+// for a wrong password and its time does not tell who exists.
+var decoyHash = sync.OnceValue(func() string {
+	h, err := hashPassword(randomToken(15))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return h
+})
+
 // Login checks a password and opens a session: the token goes in the person's cookie, only
-// its hash is stored. Failures and successes are audited.
+// its hash is stored. Failures and successes are audited; a name with MaxFailedLogins
+// failures in LockoutWindow (since its last success) is refused without a check.
 func (d *DB) Login(name, password string) (token string, s Session, err error) {
+	loginSlots <- struct{}{}
+	defer func() { <-loginSlots }()
+	name = clip(name, 64)
+	now := d.now()
+	failed, err := d.failedLogins(name, now)
+	if err != nil {
+		return "", s, err
+	}
+	if failed >= MaxFailedLogins {
+		_ = d.Audit(name, "login-locked", "", fmt.Sprintf("%d failures in %v", failed, LockoutWindow))
+		return "", s, ErrLockedOut
+	}
 	var role Role
 	var h string
 	err = d.sql.QueryRow(`SELECT role, hash FROM users WHERE name = ?`, name).Scan(&role, &h)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", s, err
 	}
-	if err != nil || !checkPassword(h, password) {
-		_ = d.Audit(clip(name, 64), "login-failed", "", "")
+	known := err == nil
+	if !known {
+		h = decoyHash()
+	}
+	if ok := checkPassword(h, password); !ok || !known {
+		_ = d.Audit(name, "login-failed", "", "")
 		return "", s, ErrBadLogin
 	}
 	token = randomToken(32)
-	now := d.now()
 	s = Session{User: name, Role: role, CSRF: randomToken(24), Expires: now.Add(SessionTTL)}
 	err = d.tx(func(t *sql.Tx) error {
 		if _, err := t.Exec(`DELETE FROM sessions WHERE expires < ?`, ts(now)); err != nil {
@@ -164,6 +205,19 @@ func (d *DB) Login(name, password string) (token string, s Session, err error) {
 		return audit(t, ts(now), name, "login", "", "")
 	})
 	return token, s, err
+}
+
+// failedLogins counts name's failed sign-ins in the LockoutWindow before now, after its
+// last success (the audit log is the record, so the count survives a restart).
+func (d *DB) failedLogins(name string, now time.Time) (int, error) {
+	var n int
+	err := d.sql.QueryRow(`SELECT count(*) FROM audit WHERE who = ? AND action = 'login-failed' AND at > ?
+		AND id > coalesce((SELECT max(id) FROM audit WHERE who = ? AND action = 'login'), 0)`,
+		name, ts(now.Add(-LockoutWindow)), name).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count failed sign-ins of %s: %w", name, err)
+	}
+	return n, nil
 }
 
 func tokenHash(token string) string {

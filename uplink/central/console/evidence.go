@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"dock/uplink/central/fleet"
@@ -121,6 +123,27 @@ func (s *Server) viewFootage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	w.Header().Set("Content-Disposition", "inline")
+	// The bytes are what a dock uploaded: never a page of this origin. Video by the
+	// name's extension, else opaque bytes; sandboxed either way.
+	h := w.Header()
+	h.Set("Content-Type", footageType(rec.Name))
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; media-src 'self'")
+	h.Set("Content-Disposition", "inline")
 	http.ServeFile(w, r, path)
+}
+
+// footageType is the Content-Type footage is served with: a video type for the extensions
+// cameras write, application/octet-stream for anything else.
+func footageType(name string) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".mp4", ".m4v":
+		return "video/mp4"
+	case ".mov":
+		return "video/quicktime"
+	case ".mkv":
+		return "video/x-matroska"
+	case ".webm":
+		return "video/webm"
+	}
+	return "application/octet-stream"
 }

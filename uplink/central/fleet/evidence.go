@@ -175,6 +175,10 @@ func (d *DB) RequestView(dock, id, reason, by string) (int64, error) {
 	return rid, err
 }
 
+// ViewWindow is how long an approval lets who asked view the footage: a shift. After it
+// the view link is refused and a new request needs a new approval.
+const ViewWindow = 8 * time.Hour
+
 // ErrNotApproved means footage was asked for without a second person's approval.
 var ErrNotApproved = errors.New("viewing needs the approval of a second person with the approver role")
 
@@ -208,8 +212,8 @@ func (d *DB) View(rid int64, by string) (Recording, error) {
 	now := ts(d.now())
 	var r Recording
 	err := d.tx(func(t *sql.Tx) error {
-		var asker, dock, rec, approver string
-		err := t.QueryRow(`SELECT requested_by, dock, recording, approved_by FROM view_requests WHERE id = ?`, rid).Scan(&asker, &dock, &rec, &approver)
+		var asker, dock, rec, approver, approvedAt string
+		err := t.QueryRow(`SELECT requested_by, dock, recording, approved_by, approved_at FROM view_requests WHERE id = ?`, rid).Scan(&asker, &dock, &rec, &approver, &approvedAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("view request %d: %w", rid, ErrNotFound)
 		} else if err != nil {
@@ -217,6 +221,9 @@ func (d *DB) View(rid int64, by string) (Recording, error) {
 		}
 		if asker != by || approver == "" || approver == by {
 			return ErrNotApproved
+		}
+		if at := parseTS(approvedAt); at.IsZero() || !d.now().Before(at.Add(ViewWindow)) {
+			return fmt.Errorf("%w: request %d was approved at %s, its %v have passed: ask again", ErrNotApproved, rid, approvedAt, ViewWindow)
 		}
 		if r, err = scanRecording(t.QueryRow(`SELECT `+recordingCols+` FROM recordings WHERE dock = ? AND id = ?`, dock, rec)); err != nil {
 			return err

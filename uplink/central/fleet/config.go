@@ -65,7 +65,7 @@ type Config struct {
 }
 
 // maxReportedVersion bounds the versions docks report that central takes into account.
-const maxReportedVersion = 1 << 53
+const maxReportedVersion int64 = 1 << 53
 
 // NextConfigVersion is the version a new config gets: above every one central made and
 // every one a dock reports.

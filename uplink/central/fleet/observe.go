@@ -3,6 +3,8 @@ package fleet
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -20,6 +22,13 @@ var deviceID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // keptAlerts is how many alert messages of one fault are kept.
 const keptAlerts = 100
+
+// The bounds of what one dock (or a device it names) adds to the database: a dock is
+// hostile until shown otherwise, and a loop of ever new ids or times must not fill it.
+var (
+	keptHealthSamples = 1000 // health samples of a device kept, the newest (the page plots 200)
+	maxFaultsPerDock  = 1000 // faults of a dock; the oldest cleared one makes room, none cleared: refused
+)
 
 // maxBays bounds the bays of one telemetry message kept.
 const maxBays = 64
@@ -137,6 +146,9 @@ func (d *DB) DockAlert(dock string, a wire.AlertMsg) error {
 		if err := ensureDock(t, dock); err != nil {
 			return err
 		}
+		if err := roomForFault(t, dock, a.ID); err != nil {
+			return err
+		}
 		if _, err := t.Exec(`INSERT INTO alerts (dock, fault, attempt, state, received) VALUES (?, ?, ?, ?, ?)`,
 			dock, a.ID, a.Attempt, a.State, now); err != nil {
 			return err
@@ -159,6 +171,37 @@ func (d *DB) DockAlert(dock string, a wire.AlertMsg) error {
 			dock, a.ID, a.Device, a.Slot, a.Code, a.Detail, a.State, raised, now, now)
 		return err
 	})
+}
+
+// roomForFault makes room for fault, when it is new to the dock, within maxFaultsPerDock:
+// the dock's oldest cleared fault goes (with its alerts; its steps stay in fault_steps and the audit log);
+// with none cleared, the new fault is refused.
+func roomForFault(t *sql.Tx, dock, fault string) error {
+	var known, n int
+	if err := t.QueryRow(`SELECT count(*) FROM faults WHERE dock = ? AND fault = ?`, dock, fault).Scan(&known); err != nil {
+		return err
+	}
+	if known > 0 {
+		return nil
+	}
+	if err := t.QueryRow(`SELECT count(*) FROM faults WHERE dock = ?`, dock).Scan(&n); err != nil {
+		return err
+	}
+	if n < maxFaultsPerDock {
+		return nil
+	}
+	var oldest string
+	err := t.QueryRow(`SELECT fault FROM faults WHERE dock = ? AND state = ? ORDER BY last_seen LIMIT 1`, dock, FaultCleared).Scan(&oldest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("fault %s of %s refused: the dock has %d faults open, the most kept", fault, dock, n)
+	} else if err != nil {
+		return err
+	}
+	if _, err := t.Exec(`DELETE FROM alerts WHERE dock = ? AND fault = ?`, dock, oldest); err != nil {
+		return err
+	}
+	_, err = t.Exec(`DELETE FROM faults WHERE dock = ? AND fault = ?`, dock, oldest)
+	return err
 }
 
 // DockReported implements central.Observer: the dock's answer to its desired config.
@@ -189,6 +232,10 @@ func (d *DB) DockHealth(dock string, h wire.HealthMsg) error {
 		if _, err := t.Exec(`INSERT INTO camera_health (device, time, dock, health_pct, cycles, bad_blocks, errors, service_due)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			h.Device, ts(h.Time), dock, h.HealthPct, h.Cycles, h.BadBlocks, h.Errors, ts(h.ServiceDue)); err != nil {
+			return err
+		}
+		if _, err := t.Exec(`DELETE FROM camera_health WHERE device = ? AND time <= (SELECT time FROM camera_health
+			WHERE device = ? ORDER BY time DESC LIMIT 1 OFFSET ?)`, h.Device, h.Device, keptHealthSamples); err != nil {
 			return err
 		}
 		if _, err := t.Exec(`INSERT INTO cameras (device) VALUES (?) ON CONFLICT DO NOTHING`, h.Device); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,10 +133,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	sock := a.cfg.ControlSocket
-	if sock == "" {
-		sock = filepath.Join(a.cfg.DataDir, "ctl.sock")
-	}
+	sock := a.cfg.ControlSocketPath()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	"dock/health"
@@ -175,6 +176,14 @@ func (c Config) centralKey() ed25519.PublicKey {
 // CentralPublicKey is central's public key (central_key), which every message from
 // central must be signed with (uplink.Options.CentralKey); nil when none is configured.
 func (c Config) CentralPublicKey() ed25519.PublicKey { return c.centralKey() }
+
+// ControlSocketPath is where the agent serves dockctl: ControlSocket, else data_dir/ctl.sock.
+func (c Config) ControlSocketPath() string {
+	if c.ControlSocket != "" {
+		return c.ControlSocket
+	}
+	return filepath.Join(c.DataDir, "ctl.sock")
+}
 
 // LoadConfig reads a JSON config file over the defaults.
 func LoadConfig(path string) (Config, error) {

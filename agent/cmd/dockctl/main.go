@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +22,7 @@ import (
 	"dock/uplink/wire"
 )
 
-const usage = `usage: dockctl [-socket PATH] [-json] COMMAND
+const usage = `usage: dockctl [-config FILE] [-socket PATH] [-json] COMMAND
 commands:
   slots              bays, cameras, battery and storage
   faults             faults and where they are in their lifecycle
@@ -31,10 +32,14 @@ commands:
 `
 
 func main() {
-	sock := flag.String("socket", "/var/lib/dock-agent/ctl.sock", "agent control socket")
+	config := flag.String("config", "/etc/dock-agent/config.json", "the agent's config, which names its control socket")
+	sock := flag.String("socket", "", "agent control socket (default: the config's control_socket)")
 	asJSON := flag.Bool("json", false, "print JSON instead of tables")
 	flag.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	flag.Parse()
+	if *sock == "" {
+		*sock = controlSocket(*config)
+	}
 	if flag.NArg() == 0 {
 		flag.Usage()
 		os.Exit(2)
@@ -47,6 +52,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "dockctl:", err)
 		os.Exit(1)
 	}
+}
+
+// controlSocket is the socket the agent run with the config at path listens on: its
+// control_socket, else its data_dir's ctl.sock (the agent's rule, Config.ControlSocketPath),
+// with the agent's default data_dir where the config says none or cannot be read.
+func controlSocket(path string) string {
+	c := struct {
+		DataDir       string `json:"data_dir"`
+		ControlSocket string `json:"control_socket"`
+	}{DataDir: "/var/lib/dock-agent"}
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &c)
+	}
+	if c.ControlSocket != "" {
+		return c.ControlSocket
+	}
+	return filepath.Join(c.DataDir, "ctl.sock")
 }
 
 func call(c *http.Client, method, path string, v any) ([]byte, error) {

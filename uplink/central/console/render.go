@@ -1,6 +1,9 @@
 package console
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -100,8 +103,9 @@ func (s *Server) parseTemplates() error {
 // render shows page name with v, the session and the time filled in.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, v view) {
 	v.Session, v.Now = sessionOf(r), s.o.Now().UTC()
-	if v.Flash == "" {
-		v.Flash = r.URL.Query().Get("flash")
+	q := r.URL.Query()
+	if sig := flashSig(v.Session, q.Get("flash")); v.Flash == "" && sig != "" && hmac.Equal([]byte(q.Get("fs")), []byte(sig)) {
+		v.Flash = q.Get("flash")
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := s.tmpl[name].ExecuteTemplate(w, "layout", v); err != nil {
@@ -109,12 +113,24 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, v v
 	}
 }
 
-// back redirects to the page a form came from, with a message for the person.
+// back redirects to the page a form came from, with a message for the person, signed for
+// their session: a link someone else made puts no words in the console's mouth.
 func back(w http.ResponseWriter, r *http.Request, path, flash string) {
-	if flash != "" {
-		path += "?flash=" + template.URLQueryEscaper(flash)
+	if sig := flashSig(sessionOf(r), flash); flash != "" && sig != "" {
+		path += "?flash=" + template.URLQueryEscaper(flash) + "&fs=" + sig
 	}
 	http.Redirect(w, r, path, http.StatusSeeOther)
+}
+
+// flashSig is the HMAC-SHA256 of a message under the session's CSRF token ("" without a
+// session: a page shown signed out carries no message from its link).
+func flashSig(sess *fleet.Session, flash string) string {
+	if sess == nil || sess.CSRF == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, []byte("flash\x00"+sess.CSRF))
+	m.Write([]byte(flash))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // discardLog is a logger that drops everything.

@@ -13,7 +13,7 @@ DEMO_DIR ?= $(OUT)/demo
 PROGRAMS := dockagent central dockctl docksmoke
 export CGO_ENABLED ?= 0
 
-.PHONY: package test-package demo run test test-unit test-vm test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
+.PHONY: package test-package demo run test test-unit test-race test-vm test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
 
 demo: ## the agent on a simulated dock, end to end; exits by itself
 	$(GO) run -ldflags "-X dock/agent/version.Version=$(VERSION)" ./agent/cmd/dockdemo -dir $(DEMO_DIR)
@@ -28,11 +28,18 @@ run: ## central, its console and simulated docks; until Ctrl-C
 deps:
 	@bash build/deps.sh
 
-test: deps test-unit test-vm fuzz-smoke test-arm test-cross test-package ## everything CI runs
+test: deps test-unit test-race test-vm fuzz-smoke test-arm test-cross test-package ## everything CI runs
 
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The packages with goroutines of their own, again under the race detector (it needs cgo:
+# gcc and libc6-dev, which .ci/run installs). The crash test's agent process runs as built
+# for the plain run above.
+RACE_PKGS := ./agent ./agent/simrun ./queue/... ./uplink/... ./hw/... ./board/...
+test-race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
 # The real hw package on an emulated arm64 board (hw/vmtest): a trixie-backports kernel with
 # gpio-sim under qemu-system-aarch64, cameras on emulated UARTs. Fetches qemu and the kernel

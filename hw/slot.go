@@ -97,11 +97,16 @@ func (l SlotLines) SetFault(on bool) error {
 
 // WatchPresence reports the debounced presence level: once at start, then every change
 // that stays stable for debounce. It waits on edges and also polls every poll interval, so
-// a missed edge is noticed. The channel closes when ctx ends.
+// a missed edge is noticed. The channel closes when ctx ends, at once: the pin's Halt
+// interrupts a pending WaitForEdge (periph's gpioioctl line, hwtest.Pin).
 func WatchPresence(ctx context.Context, pin gpio.PinIn, debounce, poll time.Duration) <-chan bool {
 	out := make(chan bool, 1)
 	go func() {
 		defer close(out)
+		gone := make(chan struct{})
+		defer close(gone)
+		stop := context.AfterFunc(ctx, func() { haltUntil(pin, gone) })
+		defer stop()
 		reported := pin.Read() == gpio.High
 		select {
 		case out <- reported:
@@ -135,4 +140,20 @@ func WatchPresence(ctx context.Context, pin gpio.PinIn, debounce, poll time.Dura
 		}
 	}()
 	return out
+}
+
+// haltUntil halts pin's pending WaitForEdge until gone closes. Once is not enough: a Halt
+// that lands between the watcher's check of its context and its next WaitForEdge is lost
+// (gpioioctl sets a fresh read deadline there), so it is repeated until the watcher is gone.
+func haltUntil(pin gpio.PinIn, gone <-chan struct{}) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		_ = pin.Halt()
+		select {
+		case <-gone:
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -59,6 +59,37 @@ func TestWatchPresenceDebounces(t *testing.T) {
 	}
 }
 
+// A watcher ends when its context does, without waiting out its poll interval: periph's
+// Halt interrupts the pending WaitForEdge.
+func TestWatchPresenceEndsWithItsContext(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		level gpio.Level
+	}{{"idle line", gpio.Low}, {"camera seated", gpio.High}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := hwtest.NewPin("P", 0)
+			p.Drive(tc.level)
+			if tc.level == gpio.High {
+				<-p.EdgesChan // the edge of the set-up, not one the watcher should see
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ch := hw.WatchPresence(ctx, p, time.Millisecond, time.Hour)
+			if v := <-ch; v != (tc.level == gpio.High) {
+				t.Fatalf("initial level reported %v", v)
+			}
+			cancel()
+			select {
+			case v, ok := <-ch:
+				if ok {
+					t.Fatalf("reported %v after its context ended", v)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the watcher did not end 5 s after its context did (poll is an hour)")
+			}
+		})
+	}
+}
+
 func TestSlotLinesDriveOutputs(t *testing.T) {
 	pres, chg, led := hwtest.NewPin("A", 0), hwtest.NewPin("B", 1), hwtest.NewPin("C", 2)
 	chg.Drive(gpio.High)

@@ -2,6 +2,10 @@ package simrun
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,10 +116,18 @@ func TestHostileCameras(t *testing.T) {
 				if err := WaitFor(context.Background(), "the others offloaded", func() bool { return len(cam.State().Files) == 1 }); err != nil {
 					t.Errorf("%d recordings on the camera, want only the changing one", len(cam.State().Files))
 				}
+				// A copy taken while the file changed is never queued. A later pass may copy
+				// it once it has settled (and be about to delete it from the camera): that
+				// copy must be the camera's bytes as they are now.
 				for name := range cam.State().Files {
+					data, err := os.ReadFile(filepath.Join(cam.Footage(), filepath.FromSlash(name)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					sum := sha256.Sum256(data)
 					_ = h.Store.Each(func(r queue.Recording) error {
-						if r.Device == "CAM-H" && r.Name == name {
-							t.Errorf("%s is in the queue (%s) although it changed during the copy", name, r.ID)
+						if r.Device == "CAM-H" && r.Name == name && (r.Size != int64(len(data)) || r.SHA256 != hex.EncodeToString(sum[:])) {
+							t.Errorf("%s is in the queue (%s, %d bytes, sha256 %s) as a version the camera no longer has (%d bytes): copied while it changed", name, r.ID, r.Size, r.SHA256, len(data))
 						}
 						return nil
 					})

@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// records keeps every log record's attributes, the logger's own included.
+// records keeps every log record's attributes, the logger's own included. The handlers
+// made by WithAttrs share the lock with their parent: they append to the same list.
 type records struct {
-	mu    sync.Mutex
+	mu    *sync.Mutex
 	attrs []slog.Attr // the handler's own (from With)
 	seen  *[][]slog.Attr
 }
@@ -27,7 +28,7 @@ func (r *records) Handle(_ context.Context, rec slog.Record) error {
 }
 
 func (r *records) WithAttrs(as []slog.Attr) slog.Handler {
-	return &records{attrs: append(append([]slog.Attr(nil), r.attrs...), as...), seen: r.seen}
+	return &records{mu: r.mu, attrs: append(append([]slog.Attr(nil), r.attrs...), as...), seen: r.seen}
 }
 
 func (r *records) WithGroup(string) slog.Handler { return r }
@@ -35,7 +36,7 @@ func (r *records) WithGroup(string) slog.Handler { return r }
 // A bay's log lines name the camera docked now, once: not every camera docked since start.
 func TestSlotLogNamesOnlyTheDockedCamera(t *testing.T) {
 	var seen [][]slog.Attr
-	h := &records{seen: &seen}
+	h := &records{mu: new(sync.Mutex), seen: &seen}
 	ctx, hs := startHarness(t, 60*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: slog.New(h)})
 	for i, serial := range []string{"CAM-L1", "CAM-L2", "CAM-L3"} {
 		cam, _, err := hs.NewCamera(serial, "OF", 1, 10_000, uint64(i), nil, nil)

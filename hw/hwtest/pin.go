@@ -3,14 +3,22 @@
 package hwtest
 
 import (
+	"sync"
+	"time"
+
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 )
 
 // Pin is a gpiotest.Pin whose level can be driven from outside, with edges delivered
-// to WaitForEdge the way a real line's interrupt would.
+// to WaitForEdge the way a real line's interrupt would, and a Halt that interrupts a
+// pending WaitForEdge as periph's gpioioctl line does (and, like it, does nothing to a
+// wait that begins after it).
 type Pin struct {
 	gpiotest.Pin
+
+	haltMu  sync.Mutex
+	waiting chan struct{} // closed by Halt; set while a WaitForEdge is pending
 }
 
 // NewPin returns a fake pin named name, low, with room for queued edges.
@@ -38,4 +46,46 @@ func (p *Pin) Level() gpio.Level {
 	p.Lock()
 	defer p.Unlock()
 	return p.L
+}
+
+// WaitForEdge waits for a driven edge for up to timeout (-1: forever); false on timeout
+// or when Halt interrupts it.
+func (p *Pin) WaitForEdge(timeout time.Duration) bool {
+	halted := make(chan struct{})
+	p.haltMu.Lock()
+	p.waiting = halted
+	p.haltMu.Unlock()
+	defer func() {
+		p.haltMu.Lock()
+		if p.waiting == halted {
+			p.waiting = nil
+		}
+		p.haltMu.Unlock()
+	}()
+	var expired <-chan time.Time
+	if timeout >= 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case l := <-p.EdgesChan:
+		_ = p.Out(l)
+		return true
+	case <-expired:
+		return false
+	case <-halted:
+		return false
+	}
+}
+
+// Halt interrupts a pending WaitForEdge.
+func (p *Pin) Halt() error {
+	p.haltMu.Lock()
+	defer p.haltMu.Unlock()
+	if p.waiting != nil {
+		close(p.waiting)
+		p.waiting = nil
+	}
+	return nil
 }

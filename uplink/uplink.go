@@ -32,17 +32,28 @@ type Options struct {
 	CentralKey ed25519.PublicKey
 }
 
+// transport is the MQTT connection as the session needs it; *mqttconn.Conn is the real
+// one, tests give a fake that plays the broker and central.
+type transport interface {
+	Inbox() <-chan mqttconn.Message
+	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
+	PublishAsync(topic string, qos byte, payload []byte) (<-chan struct{}, error)
+	Connected() bool
+	Close()
+}
+
 // Uplink is the dock's MQTT session.
 type Uplink struct {
 	o    Options
-	conn *mqttconn.Conn
+	conn transport
 	log  *slog.Logger
 
 	// route hands each central message to its consumer's channel and never waits on one:
 	// a consumer that is busy (the sender inside a transfer, the agent applying a config)
 	// must hold back neither the other kinds nor the connection. Grants, receipts, configs
 	// and commands go through mailboxes that keep their order and drop nothing; acks,
-	// the high-rate path, go straight to their channel (see route).
+	// the high-rate path, through one that merges an ack into the one queued before it
+	// for the same transfer (acks are cumulative: the higher offset says all).
 	grants   chan wire.GrantMsg
 	acks     chan wire.AckMsg
 	receipts chan wire.ReceiptMsg
@@ -56,6 +67,7 @@ type Uplink struct {
 	online     chan struct{}
 
 	grantBox   *mailbox[wire.GrantMsg]
+	ackBox     *mailbox[wire.AckMsg]
 	receiptBox *mailbox[wire.ReceiptMsg]
 	configBox  *mailbox[wire.ConfigMsg]
 	commandBox *mailbox[wire.CommandMsg]
@@ -77,6 +89,32 @@ type Rejected struct {
 // a retained "offline" will; on every connect it subscribes to the dock's central topics
 // and the sender announces "online".
 func Dial(ctx context.Context, o Options, log *slog.Logger) (*Uplink, error) {
+	u := newUplink(o, log)
+	will, _ := json.Marshal(wire.StatusMsg{State: "offline", Version: o.Version})
+	conn, err := mqttconn.Dial(ctx, mqttconn.Options{
+		Broker: o.Broker, ClientID: "dock-" + o.Dock, Username: o.Username, Password: o.Password, TLS: o.TLS,
+		Will:          &mqttconn.Will{Topic: wire.DockTopic(o.Dock, wire.TopicStatus), Payload: will, Retained: true},
+		Subscriptions: map[string]byte{wire.CentralRoot + "/" + o.Dock + "/#": 1},
+		// Receipts and acks are what custody depends on: a dock far behind its inbox
+		// still keeps every one.
+		Essential: func(topic string) bool {
+			_, leaf, ok := wire.SplitTopic(wire.CentralRoot, topic)
+			return ok && (leaf == wire.TopicReceipt || leaf == wire.TopicAck)
+		},
+		CleanSession: false,
+		Background:   true,
+		OnConnect:    u.connected,
+	}, log)
+	if err != nil {
+		u.closing.Do(func() { close(u.done) })
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	u.start(conn)
+	return u, nil
+}
+
+// newUplink makes a session with its mailboxes running, not yet on a connection.
+func newUplink(o Options, log *slog.Logger) *Uplink {
 	u := &Uplink{o: o, log: log,
 		// Unbuffered: a grant not yet taken waits in its mailbox, where a newer one
 		// replaces it, so the sender never works through stale grants.
@@ -85,30 +123,27 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Uplink, error) {
 		ledgerAcks: make(chan wire.LedgerAckMsg, 16),
 		online:     make(chan struct{}, 1), done: make(chan struct{})}
 	u.grantBox = newMailbox(u.grants, true, u.done, log)
+	u.ackBox = newMailbox(u.acks, false, u.done, log)
+	u.ackBox.merge = mergeAck
 	u.receiptBox = newMailbox(u.receipts, false, u.done, log)
 	u.configBox = newMailbox(u.configs, false, u.done, log)
 	u.commandBox = newMailbox(u.commands, false, u.done, log)
-	will, _ := json.Marshal(wire.StatusMsg{State: "offline", Version: o.Version})
-	conn, err := mqttconn.Dial(ctx, mqttconn.Options{
-		Broker: o.Broker, ClientID: "dock-" + o.Dock, Username: o.Username, Password: o.Password, TLS: o.TLS,
-		Will:          &mqttconn.Will{Topic: wire.DockTopic(o.Dock, wire.TopicStatus), Payload: will, Retained: true},
-		Subscriptions: map[string]byte{wire.CentralRoot + "/" + o.Dock + "/#": 1},
-		CleanSession:  false,
-		Background:    true,
-		OnConnect: func() {
-			u.connects.Add(1)
-			select {
-			case u.online <- struct{}{}:
-			default:
-			}
-		},
-	}, log)
-	if err != nil {
-		return nil, fmt.Errorf("uplink: %w", err)
-	}
+	return u
+}
+
+// start puts the session on its connection: route runs until Close.
+func (u *Uplink) start(conn transport) {
 	u.conn = conn
 	go u.route()
-	return u, nil
+}
+
+// connected counts a (re)connection and signals it on Online.
+func (u *Uplink) connected() {
+	u.connects.Add(1)
+	select {
+	case u.online <- struct{}{}:
+	default:
+	}
 }
 
 // Close publishes "offline" and disconnects.
@@ -155,94 +190,121 @@ func fresh(kind string, seq uint64, last *uint64) error {
 	return nil
 }
 
+// route hands each message from central to its consumer until Close.
 func (u *Uplink) route() {
-	// The last grant and command taken, this session: a grant or command captured off the
-	// broker and published again is refused (grants need no more: a restarted dock waits
-	// for a new grant, and an old one replayed to it is at worst what central once let it
-	// do; the agent persists the last command's).
-	var lastGrant, lastCommand uint64
+	var r router
 	for {
-		var m mqttconn.Message
 		select {
 		case <-u.done:
 			return
-		case m = <-u.conn.Inbox():
-		}
-		dock, leaf, ok := wire.SplitTopic(wire.CentralRoot, m.Topic)
-		if !ok {
-			continue
-		}
-		// open decodes a message and lets it through only if central signed it for this
-		// dock (DESIGN.md, invariant 8): whoever else can publish on the broker reaches no
-		// consumer. The topic's dock must be ours too (the subscription makes it so).
-		open := func(v wire.Sealed) error {
-			if err := json.Unmarshal(m.Payload, v); err != nil {
-				return err
-			}
-			if u.o.CentralKey == nil {
-				return fmt.Errorf("no central_key configured: messages from central cannot be verified, none is accepted")
-			}
-			if dock != u.o.Dock {
-				return fmt.Errorf("%w: topic of dock %q", wire.ErrOtherDock, dock)
-			}
-			return wire.Open(v, u.o.CentralKey, u.o.Dock)
-		}
-		var err error
-		var refused *wire.ConfigMsg
-		switch leaf {
-		case wire.TopicGrant:
-			var g wire.GrantMsg
-			if err = open(&g); err == nil {
-				if err = g.Check(); err == nil {
-					if err = fresh("grant", g.Seq, &lastGrant); err == nil {
-						u.grantBox.put(g) // a new grant replaces one not yet taken
-					}
-				}
-			}
-		case wire.TopicAck:
-			var a wire.AckMsg
-			if err = open(&a); err == nil {
-				offer(u.acks, a)
-			}
-		case wire.TopicReceipt:
-			var r wire.ReceiptMsg
-			if err = open(&r); err == nil {
-				u.receiptBox.put(r)
-			}
-		case wire.TopicConfig:
-			var c wire.ConfigMsg
-			if err = open(&c); err == nil {
-				u.configBox.put(c) // Version orders configs; the agent checks it and Expires
-			} else if c.Version != 0 {
-				refused = &c
-			}
-		case wire.TopicCommand:
-			var c wire.CommandMsg
-			if err = open(&c); err == nil {
-				// The agent checks Seq against the last command it persisted too.
-				if err = fresh("command", c.Seq, &lastCommand); err == nil {
-					u.commandBox.put(c)
-				}
-			}
-		case wire.TopicLedgerAck:
-			var a wire.LedgerAckMsg
-			if err = open(&a); err == nil {
-				offer(u.ledgerAcks, a) // not ordered by Seq: the agent keeps the highest head
-			}
-		default:
-			err = fmt.Errorf("unknown topic")
-		}
-		if err != nil {
-			u.log.Warn("uplink: rejected message from central", "topic", m.Topic, "err", err)
-			offer(u.rejects, Rejected{Topic: m.Topic, Err: err, Config: refused})
+		case m := <-u.conn.Inbox():
+			u.handle(&r, m)
 		}
 	}
 }
 
-// offer sends v unless the channel is full. Only for what may be lost: acks are cumulative
-// (the next one, or central's answer to the chunks the sender resends after 3 s without
-// progress, makes a lost one good) and are read only during a transfer, so a channel
-// full of stale ones must not stop route; a reject is logged here either way.
+// router is what route remembers between messages: the last grant and command taken,
+// this session. A grant or command captured off the broker and published again is
+// refused (grants need no more: a restarted dock waits for a new grant, and an old one
+// replayed to it is at worst what central once let it do; the agent persists the last
+// command's).
+type router struct {
+	lastGrant, lastCommand uint64
+}
+
+// handle opens one message from central and puts it in its consumer's mailbox, or
+// reports it rejected. It never waits on a consumer.
+func (u *Uplink) handle(rt *router, m mqttconn.Message) {
+	lastGrant, lastCommand := &rt.lastGrant, &rt.lastCommand
+	dock, leaf, ok := wire.SplitTopic(wire.CentralRoot, m.Topic)
+	if !ok {
+		return
+	}
+	// open decodes a message and lets it through only if central signed it for this
+	// dock (DESIGN.md, invariant 8): whoever else can publish on the broker reaches no
+	// consumer. The topic's dock must be ours too (the subscription makes it so).
+	open := func(v wire.Sealed) error {
+		if err := json.Unmarshal(m.Payload, v); err != nil {
+			return err
+		}
+		if u.o.CentralKey == nil {
+			return fmt.Errorf("no central_key configured: messages from central cannot be verified, none is accepted")
+		}
+		if dock != u.o.Dock {
+			return fmt.Errorf("%w: topic of dock %q", wire.ErrOtherDock, dock)
+		}
+		return wire.Open(v, u.o.CentralKey, u.o.Dock)
+	}
+	var err error
+	var refused *wire.ConfigMsg
+	switch leaf {
+	case wire.TopicGrant:
+		var g wire.GrantMsg
+		if err = open(&g); err == nil {
+			if err = g.Check(); err == nil {
+				if err = fresh("grant", g.Seq, lastGrant); err == nil {
+					u.grantBox.put(g) // a new grant replaces one not yet taken
+				}
+			}
+		}
+	case wire.TopicAck:
+		var a wire.AckMsg
+		if err = open(&a); err == nil {
+			u.ackBox.put(a) // merged into the one queued before it for the same transfer
+		}
+	case wire.TopicReceipt:
+		var r wire.ReceiptMsg
+		if err = open(&r); err == nil {
+			u.receiptBox.put(r)
+		}
+	case wire.TopicConfig:
+		var c wire.ConfigMsg
+		if err = open(&c); err == nil {
+			u.configBox.put(c) // Version orders configs; the agent checks it and Expires
+		} else if c.Version != 0 {
+			refused = &c
+		}
+	case wire.TopicCommand:
+		var c wire.CommandMsg
+		if err = open(&c); err == nil {
+			// The agent checks Seq against the last command it persisted too.
+			if err = fresh("command", c.Seq, lastCommand); err == nil {
+				u.commandBox.put(c)
+			}
+		}
+	case wire.TopicLedgerAck:
+		var a wire.LedgerAckMsg
+		if err = open(&a); err == nil {
+			offer(u.ledgerAcks, a) // not ordered by Seq: the agent keeps the highest head
+		}
+	default:
+		err = fmt.Errorf("unknown topic")
+	}
+	if err != nil {
+		u.log.Warn("uplink: rejected message from central", "topic", m.Topic, "err", err)
+		offer(u.rejects, Rejected{Topic: m.Topic, Err: err, Config: refused})
+	}
+
+}
+
+// mergeAck merges a, central's ack, into the last ack queued for the same transfer of the
+// same recording when neither carries an error: acks are cumulative, so the higher offset
+// (with its own seal) stands for both. Acks of different transfers keep their own.
+func mergeAck(queued *wire.AckMsg, a wire.AckMsg) (same, merged bool) {
+	if queued.Recording != a.Recording || queued.Transfer != a.Transfer {
+		return false, false
+	}
+	if queued.Error != "" || a.Error != "" {
+		return true, false
+	}
+	if a.Offset > queued.Offset {
+		*queued = a
+	}
+	return true, true
+}
+
+// offer sends v unless the channel is full. Only for what may be lost: ledger acks (the
+// next batch's makes a lost one good) and rejects (each is logged in route either way).
 func offer[T any](ch chan T, v T) {
 	select {
 	case ch <- v:
@@ -254,10 +316,13 @@ func offer[T any](ch chan T, v T) {
 // blocks and nothing is dropped. With latest set only the newest value not yet handed
 // over is kept (a grant replaces the last at once, so an older one means nothing).
 // Central's messages are few and small; a consumer that stops reading for good grows it
-// without bound, which the warning below makes visible.
+// without bound, which the warning below makes visible. With merge set, a value merges
+// into the last one queued of the same kind (merge says: same, and merged), instead of
+// queueing behind; one merge refuses queues behind.
 type mailbox[T any] struct {
 	out    chan<- T
 	latest bool
+	merge  func(queued *T, v T) (same, merged bool)
 	log    *slog.Logger
 	mu     sync.Mutex
 	q      []T
@@ -276,6 +341,16 @@ func (m *mailbox[T]) put(v T) {
 	if m.latest {
 		clear(m.q)
 		m.q = m.q[:0]
+	}
+	for i := len(m.q) - 1; m.merge != nil && i >= 0; i-- {
+		same, merged := m.merge(&m.q[i], v)
+		if merged {
+			m.mu.Unlock()
+			return
+		}
+		if same {
+			break
+		}
 	}
 	m.q = append(m.q, v)
 	if n := len(m.q); n >= 1024 && n >= 2*m.warned {

@@ -108,35 +108,25 @@ func TestCentralMessagesKeepOrder(t *testing.T) {
 		name string
 		leaf string
 		body func(i int) any
-		recv func(u *Uplink) <-chan int
+		recv func(ctx context.Context, u *Uplink) <-chan int
 	}{
 		{"commands", wire.TopicCommand,
 			func(i int) any {
 				return sealed(&wire.CommandMsg{Kind: []string{"ack-fault", "repair-fault"}[i%2], Fault: fmt.Sprintf("CAM-%d/battery", i)}, uint64(i+1))
 			},
-			func(u *Uplink) <-chan int {
-				out := make(chan int)
-				go func() {
-					for c := range u.Commands() {
-						var i int
-						if _, err := fmt.Sscanf(c.Fault, "CAM-%d/battery", &i); err != nil || c.Kind != []string{"ack-fault", "repair-fault"}[i%2] {
-							i = -1
-						}
-						out <- i
+			func(ctx context.Context, u *Uplink) <-chan int {
+				return relay(ctx, u.Commands(), func(c wire.CommandMsg) int {
+					var i int
+					if _, err := fmt.Sscanf(c.Fault, "CAM-%d/battery", &i); err != nil || c.Kind != []string{"ack-fault", "repair-fault"}[i%2] {
+						i = -1
 					}
-				}()
-				return out
+					return i
+				})
 			}},
 		{"configs", wire.TopicConfig,
 			func(i int) any { return sealed(&wire.ConfigMsg{Version: int64(i), Team: "T1"}, uint64(i+1)) },
-			func(u *Uplink) <-chan int {
-				out := make(chan int)
-				go func() {
-					for c := range u.Configs() {
-						out <- int(c.Version)
-					}
-				}()
-				return out
+			func(ctx context.Context, u *Uplink) <-chan int {
+				return relay(ctx, u.Configs(), func(c wire.ConfigMsg) int { return int(c.Version) })
 			}},
 	} {
 		for _, offline := range []bool{false, true} {
@@ -163,7 +153,7 @@ func TestCentralMessagesKeepOrder(t *testing.T) {
 					u = dialDock(t, ctx, b)
 				}
 				time.Sleep(500 * time.Millisecond) // all of it at the dock, nothing read yet
-				got := kind.recv(u)
+				got := kind.recv(ctx, u)
 				for want := range n {
 					select {
 					case i := <-got:
@@ -177,6 +167,26 @@ func TestCentralMessagesKeepOrder(t *testing.T) {
 			})
 		}
 	}
+}
+
+// relay hands what in delivers, numbered by number, to the returned channel until ctx ends.
+func relay[T any](ctx context.Context, in <-chan T, number func(T) int) <-chan int {
+	out := make(chan int)
+	go func() {
+		for {
+			select {
+			case v := <-in:
+				select {
+				case out <- number(v):
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // officeConn is a bare MQTT client for central's side, to publish in bursts.

@@ -50,6 +50,11 @@ type Options struct {
 	// default 64 MiB. Only past it is a message dropped (and logged): a consumer that far
 	// behind is broken, and the process must not run out of memory over it.
 	Backlog int
+	// Essential names the topics whose messages are never dropped, not even past Backlog
+	// (the dock's receipts and acks: what custody depends on). They must be small and few
+	// per other message: only whoever may publish on them (the broker's ACL) can grow
+	// the backlog without bound.
+	Essential func(topic string) bool
 	// Background returns from Dial at once and keeps connecting behind: a dock must
 	// offload cameras even when it boots with the broker out of reach.
 	Background bool
@@ -73,9 +78,11 @@ type Conn struct {
 	waiting []Message
 	held    int // payload bytes in waiting
 	backlog int
-	wake    chan struct{}
-	closed  chan struct{}
-	once    sync.Once
+	// essential: see Options.Essential; never nil.
+	essential func(topic string) bool
+	wake      chan struct{}
+	closed    chan struct{}
+	once      sync.Once
 }
 
 // Dial connects, retrying until ctx ends. Once connected it reconnects by itself.
@@ -86,7 +93,10 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 	if o.Backlog == 0 {
 		o.Backlog = 64 << 20
 	}
-	c := &Conn{log: log, inbox: make(chan Message, o.Inbox), backlog: o.Backlog,
+	if o.Essential == nil {
+		o.Essential = func(string) bool { return false }
+	}
+	c := &Conn{log: log, inbox: make(chan Message, o.Inbox), backlog: o.Backlog, essential: o.Essential,
 		wake: make(chan struct{}, 1), closed: make(chan struct{})}
 	go c.feed()
 	opts := mqtt.NewClientOptions().
@@ -167,8 +177,8 @@ func Dial(ctx context.Context, o Options, log *slog.Logger) (*Conn, error) {
 	return c, nil
 }
 
-// take hands m to the inbox, or behind it to the waiting list when the inbox is full, and
-// returns at once: it runs in paho's router, which must never wait on us (it also reads the
+// take hands m to the inbox, or behind it to the waiting list when the inbox is full (past
+// the backlog, only an essential message still is: others are dropped), and returns at once: it runs in paho's router, which must never wait on us (it also reads the
 // broker's acknowledgements: a consumer blocked in Publish would deadlock). The payload is
 // not copied: paho allocates each one afresh (packets.PublishPacket.Unpack) and keeps no
 // reference after the handler.
@@ -184,7 +194,7 @@ func (c *Conn) take(m mqtt.Message) {
 		default:
 		}
 	}
-	if c.held+len(msg.Payload) > c.backlog {
+	if c.held+len(msg.Payload) > c.backlog && !c.essential(msg.Topic) {
 		if c.dropped.Add(1)%100 == 1 {
 			c.log.Error("mqtt consumer too far behind, message dropped", "topic", msg.Topic,
 				"waiting", len(c.waiting), "bytes", c.held, "dropped", c.dropped.Load())

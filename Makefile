@@ -33,6 +33,7 @@ test: deps test-unit test-race test-vm fuzz-smoke test-arm test-cross test-packa
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	cd uplink/tempfork/paho.mqtt.golang && $(GO) test -count=1 -timeout 5m . ./packets/
 
 # The packages with goroutines of their own, again under the race detector (it needs cgo:
 # gcc and libc6-dev, which .ci/run installs). The crash test's agent process runs as built

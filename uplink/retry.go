@@ -38,7 +38,7 @@ func (s *Sender) failed(id string, err error, took time.Duration) {
 	}
 	r.failures++
 	delay := max(retryDelay(s.RetryMin, s.RetryMax, r.failures), took)
-	r.next = time.Now().Add(delay)
+	r.next = s.Clock.Now().Add(delay)
 	report := s.StuckAfter > 0 && r.failures >= s.StuckAfter && !r.stuck
 	r.stuck = r.stuck || report
 	n := r.failures

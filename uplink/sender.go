@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"dock/queue"
+	"dock/uplink/clock"
 	"dock/uplink/mqttconn"
 	"dock/uplink/wire"
 )
@@ -69,6 +70,9 @@ type Sender struct {
 	// again; the wait doubles with each failure in a row, up to RetryMax. RetryMin and
 	// RetryMax also pace retries after the connection dropped under a transfer.
 	RetryMin, RetryMax time.Duration
+	// Clock times the sender's waits, timeouts, pacing and backoffs (the real clock from
+	// NewSender; tests give a clock.Fake and advance it). Set before Run.
+	Clock clock.Clock
 	// StuckAfter is how many failures in a row make a recording stuck (0: never).
 	StuckAfter int
 	// OnStuck is called, from the sender's goroutine, when a recording has failed
@@ -104,7 +108,7 @@ func (s *Sender) Prioritize(ids []string) {
 
 // NewSender makes a sender over u and src.
 func NewSender(u *Uplink, src Source, log *slog.Logger) *Sender {
-	return &Sender{u: u, src: src, log: log, StallTimeout: 20 * time.Second, ReceiptTimeout: 60 * time.Second,
+	return &Sender{u: u, src: src, log: log, Clock: clock.Real{}, StallTimeout: 20 * time.Second, ReceiptTimeout: 60 * time.Second,
 		RetryMin: time.Second, RetryMax: 30 * time.Second, StuckAfter: 5,
 		kick: make(chan struct{}, 1), retries: map[string]*retry{}}
 }
@@ -124,7 +128,7 @@ func (s *Sender) Run(ctx context.Context) {
 	// After the connection dropped under a transfer, no transfer starts before hold.
 	var hold time.Time
 	offline := s.RetryMin
-	tick := time.NewTicker(15 * time.Second)
+	tick, ticks := s.Clock.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	s.announce(ctx)
 	take := func(g wire.GrantMsg) {
@@ -135,7 +139,7 @@ func (s *Sender) Run(ctx context.Context) {
 		s.log.Info("uplink: grant", "grant", g.ID, "chunk", g.ChunkSize, "window", g.Window, "rate", g.RateBytes, "paused", g.Paused, "revoked", g.Revoked)
 	}
 	for ctx.Err() == nil {
-		now := time.Now()
+		now := s.Clock.Now()
 		active := grant != nil && grant.Active(now) && s.u.Connected()
 		var rec queue.Recording
 		found := false
@@ -154,11 +158,10 @@ func (s *Sender) Run(ctx context.Context) {
 		if !found {
 			// Nothing to do now: wait for a grant, a new recording, a receipt, a connect,
 			// or the end of the earliest backoff.
-			var backoff *time.Timer
+			var backoff clock.Timer
 			var ended <-chan time.Time // nil, never ready, with no backoff to wait out
 			if !wake.IsZero() {
-				backoff = time.NewTimer(time.Until(wake))
-				ended = backoff.C
+				backoff, ended = s.Clock.NewTimer(wake.Sub(now))
 			}
 			select {
 			case <-ctx.Done():
@@ -173,7 +176,7 @@ func (s *Sender) Run(ctx context.Context) {
 				hold = time.Time{}
 				_ = s.u.Announce(ctx)
 				s.announce(ctx)
-			case <-tick.C:
+			case <-ticks:
 				s.forget()
 				s.announce(ctx)
 			case <-ended:
@@ -183,7 +186,7 @@ func (s *Sender) Run(ctx context.Context) {
 			}
 			continue
 		}
-		conns, began := s.u.connections(), time.Now()
+		conns, began := s.u.connections(), s.Clock.Now()
 		regranted, err := s.transfer(ctx, rec, grant)
 		if regranted != nil {
 			take(*regranted)
@@ -209,10 +212,10 @@ func (s *Sender) Run(ctx context.Context) {
 		case errors.Is(err, mqttconn.ErrOffline) || !s.u.Connected() || s.u.connections() != conns:
 			// The broker went away under the transfer: not the recording's failure.
 			s.log.Warn("uplink: connection lost during transfer, will retry", "recording", rec.ID, "err", err, "backoff", offline)
-			hold = time.Now().Add(offline)
+			hold = s.Clock.Now().Add(offline)
 			offline = min(2*offline, s.RetryMax)
 		default:
-			s.failed(rec.ID, err, time.Since(began))
+			s.failed(rec.ID, err, s.Clock.Since(began))
 		}
 	}
 }
@@ -277,7 +280,7 @@ func (s *Sender) announce(ctx context.Context) {
 	b := wire.BacklogMsg{
 		Count:  st.Count[queue.Spooled] + st.Count[queue.Uploading],
 		Bytes:  st.Bytes[queue.Spooled] + st.Bytes[queue.Uploading],
-		Oldest: st.Oldest, Time: time.Now().UTC(),
+		Oldest: st.Oldest, Time: s.Clock.Now().UTC(),
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

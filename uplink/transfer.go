@@ -94,7 +94,7 @@ func (t *transfer) begin(ctx context.Context) (*wire.ReceiptMsg, error) {
 		return w.receipt, nil
 	}
 	t.s.log.Info("uplink: transfer", "recording", rec.ID, "size", rec.Size, "from", w.offset)
-	t.acked, t.sent, t.lastProgress = w.offset, w.offset, time.Now()
+	t.acked, t.sent, t.lastProgress = w.offset, w.offset, t.s.Clock.Now()
 	t.use(t.grant)
 	return nil, nil
 }
@@ -102,7 +102,7 @@ func (t *transfer) begin(ctx context.Context) (*wire.ReceiptMsg, error) {
 // use takes g's chunk size, window and rate from the bytes sent so far.
 func (t *transfer) use(g *wire.GrantMsg) {
 	t.chunk, t.window = int64(g.ChunkSize), int64(g.Window)
-	t.rateFrom, t.rateFromOff = time.Now(), t.sent
+	t.rateFrom, t.rateFromOff = t.s.Clock.Now(), t.sent
 }
 
 // send publishes windows of chunks and takes central's acks until central has
@@ -117,7 +117,7 @@ func (t *transfer) send(ctx context.Context) (*wire.ReceiptMsg, error) {
 				return nil, err
 			}
 		default:
-			if !t.grant.Active(time.Now()) {
+			if !t.grant.Active(t.s.Clock.Now()) {
 				return nil, t.regrant(*t.grant)
 			}
 		}
@@ -127,7 +127,7 @@ func (t *transfer) send(ctx context.Context) (*wire.ReceiptMsg, error) {
 		w, err := t.s.await(ctx, rec.ID, min(resendEvery, t.s.StallTimeout/2), acksReceiptsAndGrants)
 		switch {
 		case errors.Is(err, ErrStalled):
-			if time.Since(t.lastProgress) >= t.s.StallTimeout {
+			if t.s.Clock.Since(t.lastProgress) >= t.s.StallTimeout {
 				return nil, fmt.Errorf("%w: %s at %d of %d", ErrStalled, rec.ID, t.acked, rec.Size)
 			}
 			t.sent = t.acked // go back: resend the window from central's offset
@@ -171,15 +171,18 @@ func (t *transfer) sendWindow(ctx context.Context) error {
 		}
 		// Stay under the granted rate: sleep until the average allows the next chunk.
 		due := t.rateFrom.Add(time.Duration(float64(t.sent-t.rateFromOff) / float64(t.grant.RateBytes) * float64(time.Second)))
-		if d := time.Until(due); d > 0 {
+		if d := due.Sub(t.s.Clock.Now()); d > 0 {
+			pace, paced := t.s.Clock.NewTimer(d)
 			select {
 			case <-ctx.Done():
+				pace.Stop()
 				return ctx.Err()
 			case ng := <-t.s.u.grants:
+				pace.Stop()
 				if err := t.regrant(ng); err != nil {
 					return err
 				}
-			case <-time.After(d):
+			case <-paced:
 			}
 		}
 	}
@@ -191,7 +194,7 @@ func (t *transfer) sendWindow(ctx context.Context) error {
 // and rate.
 func (t *transfer) regrant(ng wire.GrantMsg) error {
 	t.regranted, t.grant = &ng, &ng
-	if !ng.Active(time.Now()) {
+	if !ng.Active(t.s.Clock.Now()) {
 		if err := t.s.src.Progress(t.rec.ID, t.acked); err != nil {
 			return err
 		}
@@ -206,7 +209,7 @@ func (t *transfer) acknowledged(off int64) error {
 	if off <= t.acked {
 		return nil
 	}
-	t.acked, t.lastProgress = off, time.Now()
+	t.acked, t.lastProgress = off, t.s.Clock.Now()
 	if t.unsaved++; t.unsaved < 16 {
 		return nil
 	}
@@ -252,7 +255,7 @@ type word struct {
 // ask publishes a request and waits for central's answer on recording id, publishing it
 // again every resendEvery, for at most total.
 func (s *Sender) ask(ctx context.Context, id string, total time.Duration, listen listening, send func(context.Context) error) (word, error) {
-	deadline := time.Now().Add(total)
+	deadline := s.Clock.Now().Add(total)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, resendEvery)
 		err := send(pctx)
@@ -260,9 +263,9 @@ func (s *Sender) ask(ctx context.Context, id string, total time.Duration, listen
 		if err != nil && ctx.Err() != nil {
 			return word{}, ctx.Err()
 		}
-		wait := min(resendEvery, time.Until(deadline))
+		wait := min(resendEvery, deadline.Sub(s.Clock.Now()))
 		w, err := s.await(ctx, id, wait, listen)
-		if !errors.Is(err, ErrStalled) || time.Now().After(deadline) {
+		if !errors.Is(err, ErrStalled) || s.Clock.Now().After(deadline) {
 			return w, err
 		}
 	}
@@ -276,13 +279,13 @@ func (s *Sender) await(ctx context.Context, id string, timeout time.Duration, li
 	if listen == acksReceiptsAndGrants {
 		grants = s.u.grants
 	}
-	t := time.NewTimer(timeout)
+	t, expired := s.Clock.NewTimer(timeout)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return word{}, ctx.Err()
-		case <-t.C:
+		case <-expired:
 			return word{}, ErrStalled
 		case g := <-grants:
 			return word{grant: &g}, nil

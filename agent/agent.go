@@ -15,6 +15,7 @@ import (
 	"dock/hw"
 	"dock/queue"
 	"dock/uplink"
+	"dock/uplink/clock"
 	"dock/uplink/wire"
 )
 
@@ -27,6 +28,9 @@ type Agent struct {
 	sender *uplink.Sender
 	log    *slog.Logger
 	now    func() time.Time
+	// wall is the agent's time source for its tickers, timeouts and stamps (nil: the
+	// real clock; see SetClock).
+	wall clock.Clock
 	// floor is the earliest plausible time for the clock (see clockFloor).
 	floor     time.Time
 	floorFrom string
@@ -68,7 +72,8 @@ func New(cfg Config, b board.Board, store *queue.Store, up *uplink.Uplink, log *
 	if err := b.Check(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, board: b, store: store, up: up, log: log, now: func() time.Time { return time.Now().UTC() }}
+	a := &Agent{cfg: cfg, board: b, store: store, up: up, log: log}
+	a.now = func() time.Time { return a.timeSource().Now().UTC() }
 	a.record = store.Record
 	a.floor, a.floorFrom = clockFloor(store)
 	now := func() time.Time { return a.now() } // a.now as it is when called (see UseClock)
@@ -241,3 +246,11 @@ func (a *Agent) Telemetry() wire.TelemetryMsg {
 	t.BoardTempC = a.boardTemp()
 	return t
 }
+
+// SetClock makes c the agent's time source (its loops' tickers, the copy watchdog, the
+// bays' polls, and what it stamps unless UseClock replaced that); tests give a clock.Fake.
+// Call it before Run.
+func (a *Agent) SetClock(c clock.Clock) { a.wall = c }
+
+// timeSource is the agent's clock: the one SetClock gave, or the real one.
+func (a *Agent) timeSource() clock.Clock { return clock.Or(a.wall) }

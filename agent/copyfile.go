@@ -171,22 +171,23 @@ func (o *offload) guardedOffload(ctx context.Context, rec queue.Recording, src f
 		done <- result{r, held, err}
 	}()
 	stall := time.Duration(a.cfg.CopyStall)
-	tick := time.NewTicker(stall / 4)
+	clk := a.timeSource()
+	tick, ticks := clk.NewTicker(stall / 4)
 	defer tick.Stop()
-	last, lastAt := int64(-1), time.Now()
+	last, lastAt := int64(-1), clk.Now()
 	for {
 		select {
 		case r := <-done:
 			return r.rec, r.held, r.err
-		case <-tick.C:
+		case <-ticks:
 			if n := pr.n.Load(); n != last {
-				last, lastAt = n, time.Now()
+				last, lastAt = n, clk.Now()
 				continue
 			}
 			if delivered.Load() {
 				continue // the dock's own fsyncs and commit: a slow spool is not the camera's stall
 			}
-			if time.Since(lastAt) >= stall {
+			if clk.Since(lastAt) >= stall {
 				cancel()
 				src.Close() // unblocks a read on a pollable file; a hung device read stays behind
 				return rec, false, fmt.Errorf("%s: %w after %d bytes (%s without progress)", rec.Name, errCopyStalled, last, stall)

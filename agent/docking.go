@@ -86,13 +86,13 @@ func (d *docking) run(ctx context.Context) {
 	d.evaluate(ctx, 0)
 	d.settle(ctx)
 
-	poll := time.NewTicker(time.Duration(d.a.cfg.Poll))
+	poll, polls := d.a.timeSource().NewTicker(time.Duration(d.a.cfg.Poll))
 	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-poll.C:
+		case <-polls:
 		}
 		st := s.currentState()
 		if st == Charging || st == OutOfService {

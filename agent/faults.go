@@ -192,13 +192,13 @@ func (a *Agent) uploadUnstuck(id string) {
 
 // alertLoop sends each open fault's alert until maintenance acknowledges it.
 func (a *Agent) alertLoop(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
+	t, ticks := a.timeSource().NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		every := a.Settings().AlertEvery
 		for _, f := range a.Faults() {

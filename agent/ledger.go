@@ -42,13 +42,13 @@ func (a *Agent) note(ev queue.Event) error {
 // retryNotes writes the held ledger entries, in order, every period until ctx ends, and
 // clears ledger-unwritable once none is left.
 func (a *Agent) retryNotes(ctx context.Context, period time.Duration) {
-	t := time.NewTicker(period)
+	t, ticks := a.timeSource().NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		a.flushNotes()
 	}

@@ -13,7 +13,7 @@ import (
 func (a *Agent) reportLoop(ctx context.Context) {
 	var exported uint64
 	_, _ = a.store.GetDoc("export", "ledger", &exported)
-	t := time.NewTicker(time.Second)
+	t, ticks := a.timeSource().NewTicker(time.Second)
 	defer t.Stop()
 	var last time.Time
 	for {
@@ -38,7 +38,7 @@ func (a *Agent) reportLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 	}
 }

@@ -13,13 +13,13 @@ import (
 func (a *Agent) selfHealth(ctx context.Context, every time.Duration) {
 	since := a.now()
 	var downSince time.Time
-	t := time.NewTicker(every)
+	t, ticks := a.timeSource().NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		now := a.now()
 		r := health.DockReading{Now: now, Since: since, BoardC: a.boardTemp(), LastDocked: map[string]time.Time{}, Clock: a.clock()}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"dock/uplink/clock"
 	"dock/uplink/mqttconn"
 	"dock/uplink/wire"
 )
@@ -47,6 +48,9 @@ type Options struct {
 	Limits
 	// Observer, when set, is told what the receiver took from docks (see Observer).
 	Observer Observer
+	// Clock times the grant pacing and the idle-upload sweep (nil: the real clock;
+	// tests give a clock.Fake and advance it).
+	Clock clock.Clock
 }
 
 // Receiver is one central receiver instance.
@@ -117,16 +121,17 @@ func newReceiver(o Options, log *slog.Logger) *Receiver {
 		o.ClientID = "central"
 	}
 	o.Limits = o.Limits.withDefaults(o.ChunkSize)
+	o.Clock = clock.Or(o.Clock)
 	return &Receiver{o: o, log: log, docks: newLRU[string, *dockState](o.MaxDocks), health: newLRU[string, []wire.HealthMsg](o.MaxDevices)}
 }
 
 // sweep removes uploads idle longer than IncomingExpiry, every SweepEvery.
 func (r *Receiver) sweep(ctx context.Context) {
 	defer r.wg.Done()
-	t := time.NewTicker(r.o.SweepEvery)
+	t, ticks := r.o.Clock.NewTicker(r.o.SweepEvery)
 	defer t.Stop()
 	for {
-		exp, err := r.o.Store.Expire(time.Now().Add(-r.o.IncomingExpiry))
+		exp, err := r.o.Store.Expire(r.o.Clock.Now().Add(-r.o.IncomingExpiry))
 		for _, p := range exp {
 			if p.Filing {
 				r.log.Warn("central: idle upload was verified: filed", "dock", p.Dock, "recording", p.ID, "bytes", p.Size, "idle_since", p.Touched)
@@ -141,7 +146,7 @@ func (r *Receiver) sweep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 	}
 }
@@ -313,12 +318,12 @@ func (r *Receiver) grant(ctx context.Context, dock string) error {
 	}
 	r.mu.Lock()
 	d := r.state(dock)
-	if since := time.Since(d.granted); since < grantEvery {
+	if since := r.o.Clock.Since(d.granted); since < grantEvery {
 		// Asked again too soon: grant once the interval is over rather than never (the
 		// grant just sent may have reached a dock not yet subscribed, after a restart).
 		if !d.regrant {
 			d.regrant = true
-			time.AfterFunc(grantEvery-since, func() {
+			r.o.Clock.AfterFunc(grantEvery-since, func() {
 				r.mu.Lock()
 				d.regrant = false
 				r.mu.Unlock()
@@ -332,7 +337,7 @@ func (r *Receiver) grant(ctx context.Context, dock string) error {
 		r.mu.Unlock()
 		return nil
 	}
-	d.granted = time.Now()
+	d.granted = r.o.Clock.Now()
 	r.mu.Unlock()
 	g := wire.GrantMsg{ID: fmt.Sprintf("g%d", time.Now().UnixNano()), ChunkSize: r.o.ChunkSize, Window: r.o.Window, RateBytes: r.o.RateBytes}
 	return r.publish(ctx, dock, wire.TopicGrant, g)

@@ -53,7 +53,8 @@ type fakeCentral struct {
 	seq     uint64
 	got     map[string][]byte // recording -> bytes received in order
 	begins  atomic.Int32
-	forgery bool // the receipt names another hash
+	forgery bool            // the receipt names another hash
+	refuse  map[string]bool // recordings whose begin is answered with an error
 }
 
 func (c *fakeCentral) say(leaf string, m wire.Sealed) {
@@ -78,6 +79,10 @@ func (c *fakeCentral) hear(topic string, payload []byte) {
 			return
 		}
 		c.begins.Add(1)
+		if c.refuse[b.Recording.ID] {
+			c.say(wire.TopicAck, &wire.AckMsg{Transfer: b.Transfer, Recording: b.Recording.ID, Error: "refused by the test's central"})
+			return
+		}
 		c.mu.Lock()
 		off := int64(len(c.got[b.Recording.ID]))
 		c.mu.Unlock()
@@ -228,5 +233,46 @@ func TestSenderStallIsTimedByItsClock(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatal("timed out")
 		}
+	}
+}
+
+// A recording central keeps refusing is retried on the sender's clock with its backoff
+// (doubling from RetryMin, capped at RetryMax): never while the clock stands still, and
+// a bounded number of times as it moves.
+func TestSenderBacksOffOnItsClock(t *testing.T) {
+	const retryMax = 800 * time.Millisecond
+	r := newSenderRig(t, false)
+	r.s.RetryMin, r.s.RetryMax = 100*time.Millisecond, retryMax
+	rec := spool(t, r.store, "rec-1", time.Date(2026, 11, 30, 7, 0, 0, 0, time.UTC), 100_000)
+	r.central.refuse = map[string]bool{rec.ID: true}
+	r.run(t, wire.GrantMsg{ID: "g1", ChunkSize: 64 << 10, Window: 4})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case err := <-r.stuck:
+		t.Logf("first failure: %v", err)
+	case <-ctx.Done():
+		t.Fatal("a refused begin was not a failure of the recording")
+	}
+	// The sender waits on its ticker and the backoff's timer.
+	if err := r.clk.WaitFor(ctx, 2); err != nil {
+		t.Fatalf("the sender armed no backoff: %v", err)
+	}
+	before := r.central.begins.Load()
+	time.Sleep(100 * time.Millisecond) // a spinning sender would begin again meanwhile; the clock stands still
+	if n := r.central.begins.Load() - before; n != 0 {
+		t.Fatalf("begun %d more times while the sender's clock stood still: it spins", n)
+	}
+	for elapsed := time.Duration(0); elapsed < 3*retryMax; elapsed += 50 * time.Millisecond {
+		if err := r.clk.WaitFor(ctx, 2); err != nil {
+			t.Fatalf("the sender stopped waiting on its clock: %v", err)
+		}
+		r.clk.Advance(50 * time.Millisecond)
+	}
+	if n := r.central.begins.Load() - before; n < 1 || n > 4 {
+		t.Errorf("refused recording begun %d times in %v of the sender's clock with backoff capped at %v: want 1 to 4", n, 3*retryMax, retryMax)
+	}
+	if st := state(r.store, rec.ID); st != queue.Spooled && st != queue.Uploading {
+		t.Errorf("refused recording is %s, want it still in the spool", st)
 	}
 }

@@ -47,7 +47,7 @@ func (c Config) cameraPassword(serial string) (string, error) {
 
 // unlockStorage sends the camera its storage password. It is called only once the camera
 // has identified itself (slot.offload runs after Identify), with the serial it gave.
-func unlockStorage(ctx context.Context, link *camlink.Link, cfg Config, serial string) error {
+func unlockStorage(ctx context.Context, link cameraLink, cfg Config, serial string) error {
 	pw, err := cfg.cameraPassword(serial)
 	if err != nil {
 		return fmt.Errorf("storage password: %w", err)

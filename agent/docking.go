@@ -19,7 +19,7 @@ type docking struct {
 	slot *slot
 	a    *Agent
 	log  *slog.Logger // the bay's, and this camera's device once it identified itself
-	link *camlink.Link
+	link cameraLink
 	id   camlink.Identity
 	// drift is the camera clock's drift measured when the dock set it; every offload pass
 	// of this docking stamps it on its recordings.

@@ -1111,7 +1111,13 @@ func (c *client) resume(subscription bool, ibound chan packets.ControlPacket) {
 				// If the message is in the store than an attempt at delivery has been made (note that the message may
 				// never have made it onto the wire but tracking that would be complicated!).
 				if p.Qos != 0 { // spec: The DUP flag MUST be set to 0 for all QoS 0 messages
-					p.Dup = true
+					// dock patch (upstream issue #703): Publish may already have sent this
+					// stored packet (the status turned connected between its persist and its
+					// send), and the outgoing goroutine may be writing it now: DUP goes on a
+					// copy, not on the packet another goroutine reads.
+					dup := *p
+					dup.Dup = true
+					p = &dup
 				}
 				token := newToken(packets.Publish).(*PublishToken)
 				token.messageID = details.MessageID

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -76,5 +77,55 @@ func TestLoginTimingDoesNotTellUnknownNames(t *testing.T) {
 	known, unknown := timed("alice"), timed("nobody")
 	if unknown < known/3 {
 		t.Fatalf("a wrong password for alice took %v, for an unknown name %v: the time tells who exists", known, unknown)
+	}
+}
+
+// A name locked out still costs a derivation per attempt: refusals come no faster than
+// guesses did (each is an audit line), and their time tells nothing the answer does not.
+func TestLockedOutAttemptsCostADerivation(t *testing.T) {
+	db := openTest(t)
+	if _, err := db.AddUser("alice", RoleAdmin, "setup"); err != nil {
+		t.Fatal(err)
+	}
+	guess := func() time.Duration {
+		start := time.Now()
+		_, _, _ = db.Login("alice", "guess")
+		return time.Since(start)
+	}
+	failed := time.Hour
+	for range MaxFailedLogins {
+		failed = min(failed, guess())
+	}
+	locked := time.Hour
+	for range 3 {
+		locked = min(locked, guess())
+	}
+	if locked < failed/3 {
+		t.Fatalf("a failed guess took %v, a refusal while locked %v", failed, locked)
+	}
+}
+
+// Counting a name's failed sign-ins reads the audit log through its index, not the whole
+// log (which grows with every action for years).
+func TestFailedLoginsUseTheAuditIndex(t *testing.T) {
+	db := openTest(t)
+	rows, err := db.sql.Query(`EXPLAIN QUERY PLAN `+failedLoginsQuery, "alice", ts(time.Now()), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	for _, step := range plan {
+		if strings.Contains(step, " audit") && !strings.Contains(step, "INDEX audit_who_action") {
+			t.Fatalf("the count reads the audit log without its index (who, action): %q", plan)
+		}
 	}
 }

@@ -175,6 +175,7 @@ func (d *DB) Login(name, password string) (token string, s Session, err error) {
 		return "", s, err
 	}
 	if failed >= MaxFailedLogins {
+		checkPassword(decoyHash(), password) // no faster than a guess
 		_ = d.Audit(name, "login-locked", "", fmt.Sprintf("%d failures in %v", failed, LockoutWindow))
 		return "", s, ErrLockedOut
 	}
@@ -207,13 +208,14 @@ func (d *DB) Login(name, password string) (token string, s Session, err error) {
 	return token, s, err
 }
 
+const failedLoginsQuery = `SELECT count(*) FROM audit WHERE who = ? AND action = 'login-failed' AND at > ?
+	AND id > coalesce((SELECT max(id) FROM audit WHERE who = ? AND action = 'login'), 0)`
+
 // failedLogins counts name's failed sign-ins in the LockoutWindow before now, after its
 // last success (the audit log is the record, so the count survives a restart).
 func (d *DB) failedLogins(name string, now time.Time) (int, error) {
 	var n int
-	err := d.sql.QueryRow(`SELECT count(*) FROM audit WHERE who = ? AND action = 'login-failed' AND at > ?
-		AND id > coalesce((SELECT max(id) FROM audit WHERE who = ? AND action = 'login'), 0)`,
-		name, ts(now.Add(-LockoutWindow)), name).Scan(&n)
+	err := d.sql.QueryRow(failedLoginsQuery, name, ts(now.Add(-LockoutWindow)), name).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count failed sign-ins of %s: %w", name, err)
 	}

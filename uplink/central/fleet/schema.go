@@ -138,6 +138,8 @@ CREATE TABLE notify_deliveries (
 	id TEXT PRIMARY KEY, state TEXT NOT NULL, created TEXT NOT NULL, done TEXT NOT NULL, body TEXT NOT NULL
 );
 CREATE INDEX notify_deliveries_state ON notify_deliveries (state, created, id);`,
+	// 4: a name's failed sign-ins are counted at each sign-in (the lockout).
+	`CREATE INDEX audit_who_action ON audit (who, action, id);`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -31,9 +32,14 @@ func addUser(dir, name, role string) error {
 
 // serveConsole serves the console on addr until ctx ends: over TLS when cert and key
 // are given (cookies then Secure), else plain HTTP, which is for loopback only.
-func serveConsole(ctx context.Context, addr, cert, key string, db *fleet.DB, r *central.Receiver, store central.FileStore, log *slog.Logger) error {
+func serveConsole(ctx context.Context, addr, cert, key string, plainOK bool, db *fleet.DB, r *central.Receiver, store central.FileStore, log *slog.Logger) error {
 	if (cert == "") != (key == "") {
 		return errors.New("-console-cert and -console-key go together")
+	}
+	if cert == "" {
+		if err := plainHTTPAllowed(addr, plainOK); err != nil {
+			return err
+		}
 	}
 	footage := func(dock, id string) (string, error) {
 		s, ok, err := store.Filed(dock, id)
@@ -63,4 +69,21 @@ func serveConsole(ctx context.Context, addr, cert, key string, db *fleet.DB, r *
 		return nil
 	}
 	return err
+}
+
+// plainHTTPAllowed refuses to serve the console without TLS on anything but a loopback
+// address (sign-in passwords and session cookies would cross the network in clear),
+// unless plainOK (-console-insecure-http: TLS ends at a proxy on the same host, say).
+func plainHTTPAllowed(addr string, plainOK bool) error {
+	if plainOK {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("console address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("console on %q without TLS: give -console-cert and -console-key, serve it on loopback (127.0.0.1:PORT), or say -console-insecure-http", addr)
 }

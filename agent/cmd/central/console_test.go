@@ -61,7 +61,7 @@ func TestAddUserAndConsoleOverTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serveConsole(ctx, addr, cert, key, db, nil, central.FileStore{Dir: dir}, slog.New(slog.DiscardHandler))
+		done <- serveConsole(ctx, addr, cert, key, false, db, nil, central.FileStore{Dir: dir}, slog.New(slog.DiscardHandler))
 	}()
 	defer func() {
 		cancel()
@@ -93,5 +93,34 @@ func TestAddUserAndConsoleOverTLS(t *testing.T) {
 		if !strings.Contains(c, want) {
 			t.Errorf("cookie %q lacks %s", c, want)
 		}
+	}
+}
+
+// Without TLS the console serves loopback only: a password or a session cookie sent in
+// clear over the office network is refused at start, unless -console-insecure-http says so.
+func TestConsoleWithoutTLSServesLoopbackOnly(t *testing.T) {
+	for _, c := range []struct {
+		addr  string
+		plain bool
+		ok    bool
+	}{
+		{"127.0.0.1:8080", false, true},
+		{"[::1]:8080", false, true},
+		{"localhost:8080", false, true},
+		{":8080", false, false},
+		{"0.0.0.0:8080", false, false},
+		{"192.0.2.7:8080", false, false},
+		{"console.example:8080", false, false},
+		{"0.0.0.0:8080", true, true},
+		{"no-port", false, false},
+	} {
+		err := plainHTTPAllowed(c.addr, c.plain)
+		if (err == nil) != c.ok {
+			t.Errorf("plain HTTP on %s (-console-insecure-http %v): %v, want allowed %v", c.addr, c.plain, err, c.ok)
+		}
+	}
+	err := serveConsole(context.Background(), "0.0.0.0:0", "", "", false, nil, nil, central.FileStore{Dir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "-console-cert") {
+		t.Fatalf("serving plain HTTP on every interface: %v, want a refusal naming -console-cert", err)
 	}
 }

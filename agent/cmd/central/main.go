@@ -43,6 +43,7 @@ func main() {
 	consoleAddr := flag.String("console", "", "serve the web console on this address (host:port; default off)")
 	consoleCert := flag.String("console-cert", "", "TLS certificate for the console")
 	consoleKey := flag.String("console-key", "", "TLS key for the console")
+	consolePlain := flag.Bool("console-insecure-http", false, "serve the console without TLS on a non-loopback address (passwords and cookies in clear: only behind a TLS proxy on this host)")
 	newUser := flag.String("add-user", "", "create a console user in the store's fleet database, print a one-time password, and exit")
 	role := flag.String("role", "", "role of -add-user: maintenance, supervisor, approver, auditor or admin")
 	genKey := flag.Bool("gen-key", false, "print a new signing key (base64 seed) and its public half for docks' central_key, and exit")
@@ -129,7 +130,7 @@ func main() {
 	log.Info("central receiver running", "broker", *brokerURL, "store", *dir)
 	if *consoleAddr != "" {
 		log.Info("console", "addr", *consoleAddr, "tls", *consoleCert != "")
-		if err := serveConsole(ctx, *consoleAddr, *consoleCert, *consoleKey, db, r, central.FileStore{Dir: *dir}, log); err != nil {
+		if err := serveConsole(ctx, *consoleAddr, *consoleCert, *consoleKey, *consolePlain, db, r, central.FileStore{Dir: *dir}, log); err != nil {
 			log.Error("console", "err", err)
 			os.Exit(1)
 		}

@@ -64,6 +64,15 @@ func TestSignInAndOutAtCentral(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
+	// Login CSRF: a page elsewhere signing the browser in (as the attacker) is refused.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(url.Values{"user": {"maint"}, "password": {pw}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, err := http.DefaultTransport.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Fatalf("a sign-in posted from another origin: %d, want 403 and no cookie", resp.StatusCode)
+	}
 	const planted = "planted-by-an-attacker"
 	resp := do(http.MethodPost, "/login", url.Values{"user": {"maint"}, "password": {pw}}, planted)
 	var token string
@@ -84,6 +93,16 @@ func TestSignInAndOutAtCentral(t *testing.T) {
 	}
 	if resp := do(http.MethodGet, "/faults", nil, token); resp.StatusCode != http.StatusOK {
 		t.Fatalf("signed in, /faults: %d", resp.StatusCode)
+	}
+	// A form with the right token, posted from another origin, is refused too.
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/logout", strings.NewReader(url.Values{"csrf": {sess.CSRF}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	req.AddCookie(&http.Cookie{Name: "console", Value: token})
+	if resp, err := http.DefaultTransport.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a sign-out posted from another origin: %d, want 403", resp.StatusCode)
 	}
 	if resp := do(http.MethodPost, "/logout", url.Values{"csrf": {sess.CSRF}}, token); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-out: %d", resp.StatusCode)

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -104,8 +105,36 @@ func TestViewLinkEndsAfterTheWindow(t *testing.T) {
 	if resp := getWith(t, srv.URL+"/evidence/view/1", cookie); resp.StatusCode != http.StatusOK {
 		t.Fatalf("view within the window: %d", resp.StatusCode)
 	}
+	// A player's range request is a view like any other: allowed, and audited.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/evidence/view/1", nil)
+	req.Header.Set("Range", "bytes=2-4")
+	req.AddCookie(cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(part) != "ota" {
+		t.Fatalf("range view: %d %q, want 206 \"ota\"", resp.StatusCode, part)
+	}
+	if lines, _ := db.AuditLog("view", 10); len(lines) != 4 || lines[0].Action != "view" || lines[1].Action != "view" {
+		t.Fatalf("views audited: %+v, want the request, the approval and 2 views", lines)
+	}
 	db.UseClock(func() time.Time { return time.Now().Add(fleet.ViewWindow + time.Minute) })
-	if resp := getWith(t, srv.URL+"/evidence/view/1", cookie); resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("view %v after the approval: %d, want 403", fleet.ViewWindow+time.Minute, resp.StatusCode)
+	for _, rng := range []string{"", "bytes=0-0"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/evidence/view/1", nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		req.AddCookie(cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("view %v after the approval (range %q): %d, want 403", fleet.ViewWindow+time.Minute, rng, resp.StatusCode)
+		}
 	}
 }

@@ -84,6 +84,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
+	if s.o.Secure {
+		h.Set("Strict-Transport-Security", "max-age=31536000") // a year: back only over TLS
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -40,8 +40,9 @@ func formOf(c wire.ConfigMsg) configForm {
 	slices.Sort(lines)
 	f.Officers, f.DueOut = strings.Join(lines, "\n"), strings.Join(c.DueOut, " ")
 	th, _ := json.MarshalIndent(health.DefaultThresholds(), "", "  ")
-	if len(c.Thresholds) > 0 {
-		th = c.Thresholds
+	var indented bytes.Buffer
+	if len(c.Thresholds) > 0 && json.Indent(&indented, c.Thresholds, "", "  ") == nil {
+		th = indented.Bytes()
 	}
 	f.Thresholds = string(th)
 	if c.AlertEvery != 0 {

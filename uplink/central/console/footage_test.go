@@ -20,6 +20,12 @@ import (
 // dock-a whose filed bytes are body, requested by sup and approved by appr; it returns
 // the server, the database and sup's session cookie.
 func footageConsole(t *testing.T, name, body string) (*httptest.Server, *fleet.DB, *http.Cookie) {
+	srv, db, _, cookie := footageConsoleSignIn(t, name, body)
+	return srv, db, cookie
+}
+
+// footageConsoleSignIn is footageConsole, with a function that signs sup in again.
+func footageConsoleSignIn(t *testing.T, name, body string) (*httptest.Server, *fleet.DB, func() *http.Cookie, *http.Cookie) {
 	t.Helper()
 	db, err := fleet.Open(t.TempDir())
 	if err != nil {
@@ -52,13 +58,16 @@ func footageConsole(t *testing.T, name, body string) (*httptest.Server, *fleet.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := db.Login("sup", pw)
-	if err != nil {
-		t.Fatal(err)
+	signIn := func() *http.Cookie {
+		token, _, err := db.Login("sup", pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Cookie{Name: "console", Value: token}
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return srv, db, &http.Cookie{Name: "console", Value: token}
+	return srv, db, signIn, signIn()
 }
 
 func getWith(t *testing.T, url string, c *http.Cookie) *http.Response {
@@ -101,7 +110,7 @@ func TestFootageIsNeverServedAsAPage(t *testing.T) {
 // An approval lets who asked view the footage for fleet.ViewWindow; after that the same
 // link is refused, and a new request needs a new approval.
 func TestViewLinkEndsAfterTheWindow(t *testing.T) {
-	srv, db, cookie := footageConsole(t, "VID_0001.MP4", "footage")
+	srv, db, signIn, cookie := footageConsoleSignIn(t, "VID_0001.MP4", "footage")
 	if resp := getWith(t, srv.URL+"/evidence/view/1", cookie); resp.StatusCode != http.StatusOK {
 		t.Fatalf("view within the window: %d", resp.StatusCode)
 	}
@@ -122,13 +131,14 @@ func TestViewLinkEndsAfterTheWindow(t *testing.T) {
 		t.Fatalf("views audited: %+v, want the request, the approval and 2 views", lines)
 	}
 	db.UseClock(func() time.Time { return time.Now().Add(fleet.ViewWindow + time.Minute) })
+	cookie = signIn() // the first session ended, idle
 	for _, rng := range []string{"", "bytes=0-0"} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/evidence/view/1", nil)
 		if rng != "" {
 			req.Header.Set("Range", rng)
 		}
 		req.AddCookie(cookie)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultTransport.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}

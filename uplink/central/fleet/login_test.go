@@ -129,3 +129,33 @@ func TestFailedLoginsUseTheAuditIndex(t *testing.T) {
 		}
 	}
 }
+
+// A console left open on a squad-room PC does not stay signed in for the whole
+// SessionTTL: a session unused for SessionIdle ends; one in use lasts.
+func TestSessionEndsWhenIdle(t *testing.T) {
+	db := openTest(t)
+	now := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	db.UseClock(func() time.Time { return now })
+	pw, err := db.AddUser("alice", RoleMaintenance, "setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := db.Login("alice", pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []time.Duration{SessionIdle - time.Minute, SessionIdle - time.Minute, SessionIdle - time.Minute} {
+		now = now.Add(step)
+		if _, err := db.Session(token); err != nil {
+			t.Fatalf("in use, step %d (%v after sign-in): %v", i, now.Sub(time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)), err)
+		}
+	}
+	now = now.Add(SessionIdle + time.Second)
+	if _, err := db.Session(token); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unused for %v: %v, want ErrNotFound", SessionIdle+time.Second, err)
+	}
+	now = now.Add(-SessionIdle) // even if the clock steps back, the idle session is gone
+	if _, err := db.Session(token); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an idle-ended session came back: %v", err)
+	}
+}

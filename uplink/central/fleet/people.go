@@ -135,6 +135,9 @@ type Session struct {
 // SessionTTL is how long a session lasts.
 const SessionTTL = 12 * time.Hour
 
+// SessionIdle ends a session not used for that long (a console left open on a shared PC).
+const SessionIdle = 30 * time.Minute
+
 // ErrBadLogin means the name or the password is wrong (which, is not said).
 var ErrBadLogin = errors.New("wrong user name or password")
 
@@ -199,8 +202,8 @@ func (d *DB) Login(name, password string) (token string, s Session, err error) {
 		if _, err := t.Exec(`DELETE FROM sessions WHERE expires < ?`, ts(now)); err != nil {
 			return err
 		}
-		if _, err := t.Exec(`INSERT INTO sessions (token_hash, user, csrf, created, expires) VALUES (?, ?, ?, ?, ?)`,
-			tokenHash(token), name, s.CSRF, ts(now), ts(s.Expires)); err != nil {
+		if _, err := t.Exec(`INSERT INTO sessions (token_hash, user, csrf, created, expires, seen) VALUES (?, ?, ?, ?, ?, ?)`,
+			tokenHash(token), name, s.CSRF, ts(now), ts(s.Expires), ts(now)); err != nil {
 			return err
 		}
 		return audit(t, ts(now), name, "login", "", "")
@@ -227,12 +230,18 @@ func tokenHash(token string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// Session returns the live session of a cookie's token.
+// sessionSeenEvery is how stale a session's last use may be before Session writes it
+// again (not a write for every page).
+const sessionSeenEvery = time.Minute
+
+// Session returns the live session of a cookie's token: one past SessionTTL, or unused for
+// SessionIdle, is ended.
 func (d *DB) Session(token string) (Session, error) {
 	var s Session
-	var exp string
-	err := d.sql.QueryRow(`SELECT s.user, u.role, s.csrf, s.expires FROM sessions s JOIN users u ON u.name = s.user
-		WHERE s.token_hash = ?`, tokenHash(token)).Scan(&s.User, &s.Role, &s.CSRF, &exp)
+	var exp, created, seen string
+	th := tokenHash(token)
+	err := d.sql.QueryRow(`SELECT s.user, u.role, s.csrf, s.expires, s.created, s.seen FROM sessions s JOIN users u ON u.name = s.user
+		WHERE s.token_hash = ?`, th).Scan(&s.User, &s.Role, &s.CSRF, &exp, &created, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, ErrNotFound
 	}
@@ -240,8 +249,21 @@ func (d *DB) Session(token string) (Session, error) {
 		return s, err
 	}
 	s.Expires = parseTS(exp)
-	if !d.now().Before(s.Expires) {
+	now := d.now()
+	last := parseTS(seen)
+	if last.IsZero() {
+		last = parseTS(created)
+	}
+	if !now.Before(s.Expires) || now.Sub(last) >= SessionIdle {
+		if _, err := d.sql.Exec(`DELETE FROM sessions WHERE token_hash = ?`, th); err != nil {
+			return Session{}, fmt.Errorf("end session of %s: %w", s.User, err)
+		}
 		return Session{}, ErrNotFound
+	}
+	if now.Sub(last) >= sessionSeenEvery {
+		if _, err := d.sql.Exec(`UPDATE sessions SET seen = ? WHERE token_hash = ?`, ts(now), th); err != nil {
+			return Session{}, fmt.Errorf("session of %s: %w", s.User, err)
+		}
 	}
 	return s, nil
 }

@@ -140,6 +140,8 @@ CREATE TABLE notify_deliveries (
 CREATE INDEX notify_deliveries_state ON notify_deliveries (state, created, id);`,
 	// 4: a name's failed sign-ins are counted at each sign-in (the lockout).
 	`CREATE INDEX audit_who_action ON audit (who, action, id);`,
+	// 5: when a session was last used (it ends after SessionIdle unused).
+	`ALTER TABLE sessions ADD COLUMN seen TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this build writes.

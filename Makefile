@@ -13,7 +13,7 @@ DEMO_DIR ?= $(OUT)/demo
 PROGRAMS := dockagent central dockctl docksmoke
 export CGO_ENABLED ?= 0
 
-.PHONY: package test-package demo run test test-unit test-race test-vm test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
+.PHONY: package test-package demo run test test-unit test-race test-vm test-vm-long vm-rootfs test-arm test-cross fuzz-smoke test-long cross bench-offload bench-uplink footprint deps clean
 
 demo: ## the agent on a simulated dock, end to end; exits by itself
 	$(GO) run -ldflags "-X dock/agent/version.Version=$(VERSION)" ./agent/cmd/dockdemo -dir $(DEMO_DIR)
@@ -50,6 +50,17 @@ test-vm:
 	bash build/vm/fetch-kernel.sh || echo "test-vm: no qemu-system-aarch64 or kernel: the VM test will skip" >&2
 	$(GO) test -count=1 -timeout 5m -v -run '^TestDockBoardInVM$$' ./hw/vmtest/
 
+# Level 2: the shipped .deb on the emulated arm64 board (build/vm): a Debian arm64 root file
+# system (build/vm/build-rootfs.sh: mmdebstrap through qemu-user-static, cached in
+# build/out/vm), the package installed with dpkg -i and its service online at central.
+# DOCK_VM_LOCK=<file> takes that flock(1) lock for the boots, yielding it every 8 minutes
+# between boots (never with the same lock already held around make).
+vm-rootfs:
+	bash build/vm/build-rootfs.sh || echo "vm-rootfs: no root file system for the emulated board: its tests will skip" >&2
+
+test-vm-long: package vm-rootfs
+	DOCK_LONG=1 $(GO) test -count=1 -timeout 120m -v ./build/vm/
+
 # The parsers of untrusted input, fuzzed briefly on every run (longer in test-long). The
 # budget is a count of executions, not a duration: Go 1.26's fuzz coordinator can fail a
 # target with "context deadline exceeded" when a duration ends (go.dev/issue/75804).
@@ -72,7 +83,7 @@ test-arm:
 test-cross:
 	$(GO) test -count=1 -tags crosstest ./build/crosstest/
 
-test-long: deps ## the slow runs: longer fuzzing, the long crash tests
+test-long: deps package vm-rootfs ## the slow runs: longer fuzzing, the long crash tests, the emulated board with the .deb
 	$(MAKE) fuzz-smoke FUZZTIME=5000000x
 	DOCK_LONG=1 $(GO) test -count=1 -timeout 150m ./...
 

@@ -22,27 +22,9 @@ if [ -s "$out/vmlinuz.gz" ] && [ -s "$out/configfs.ko.xz" ] && [ -s "$out/gpio-s
   exit 0
 fi
 
-# The archive's URI: the first Debian archive (not its security archive) of the machine's
-# own sources, deb822 or one-line style. DOCK_VM_ARCHIVE overrides it.
-archive=${DOCK_VM_ARCHIVE:-}
-if [ -z "$archive" ]; then
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    archive=$(awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-    [ -n "$archive" ] && break
-  done
-fi
-if [ -z "$archive" ]; then
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] || continue
-    archive=$(awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($i !~ /security/) { print $i; exit } break } }' "$f")
-    [ -n "$archive" ] && break
-  done
-fi
-if [ -z "$archive" ]; then
-  echo "fetch-kernel: no Debian archive in the machine's apt sources (set DOCK_VM_ARCHIVE)" >&2
-  exit 1
-fi
+# The archive's URI, from the machine's own apt sources (build/vm/archive.sh).
+. "$root/build/vm/archive.sh"
+archive=$(debian_archive) || { echo "fetch-kernel: cannot name an archive" >&2; exit 1; }
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$keyring" ] || { echo "fetch-kernel: $keyring missing (package debian-archive-keyring)" >&2; exit 1; }
 

@@ -43,7 +43,16 @@ func Start(t testing.TB, extra string) *Broker {
 // TLSOption changes how StartTLS configures the broker.
 type TLSOption func(*tlsOptions)
 
-type tlsOptions struct{ crlFile string }
+type tlsOptions struct {
+	crlFile string
+	ips     []net.IP
+}
+
+// WithServerIPs puts ips in the broker's certificate besides 127.0.0.1: 10.0.2.2 is the
+// host's loopback as a qemu guest on user-mode networking sees it (build/vm).
+func WithServerIPs(ips ...net.IP) TLSOption {
+	return func(o *tlsOptions) { o.ips = append(o.ips, ips...) }
+}
 
 // WithCRL makes the broker refuse client certificates revoked in the PEM CRL at crlFile
 // (mosquitto's crlfile, as the shipped build/mosquitto/mosquitto.conf sets it; PKI.Revoke
@@ -57,7 +66,7 @@ func StartTLS(t testing.TB, pki *PKI, acl string, opts ...TLSOption) *Broker {
 	for _, f := range opts {
 		f(&o)
 	}
-	cert, key := pki.Issue("broker", true)
+	cert, key := pki.Issue("broker", true, o.ips...)
 	conf := fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\nacl_file %s\n", pki.CAFile, cert, key, acl)
 	if o.crlFile != "" {
 		conf += fmt.Sprintf("crlfile %s\n", o.crlFile)

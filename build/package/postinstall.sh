@@ -9,6 +9,9 @@ chown dock-agent:dock-agent /etc/dock-agent/spool.key
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   udevadm control --reload-rules >/dev/null 2>&1 || true
+  # The rules apply to devices already there too (the board's GPIO chips, a camera already
+  # seated): udev saw them before the gpio group existed and left them root's alone.
+  udevadm trigger --settle --action=change --subsystem-match=gpio --subsystem-match=tty >/dev/null 2>&1 || true
   systemctl enable dock-agent.service >/dev/null
   # Start only once the dock id is set.
   grep -q '"CHANGE-ME"' /etc/dock-agent/config.json || systemctl restart dock-agent.service

@@ -94,3 +94,51 @@ func TestFaultsOfADockAreBounded(t *testing.T) {
 		t.Fatalf("a repeat of a known fault at the bound: %v", err)
 	}
 }
+
+// A dock naming ever new cameras (in its bays or in health samples) adds no camera past
+// maxCamerasPerDock; the cameras it has keep being updated, and other docks' are untouched.
+func TestCamerasOfADockAreBounded(t *testing.T) {
+	h, c := keptHealthSamples, maxCamerasPerDock
+	keptHealthSamples, maxCamerasPerDock = 1000, 5
+	t.Cleanup(func() { keptHealthSamples, maxCamerasPerDock = h, c })
+	db := openTest(t)
+	now := time.Now()
+	slots := func(from, n int) []wire.SlotTelemetry {
+		var out []wire.SlotTelemetry
+		for i := range n {
+			out = append(out, wire.SlotTelemetry{Slot: i, State: "charging", Device: fmt.Sprintf("CAM-%d", from+i), Battery: &wire.Battery{HealthPct: 90}})
+		}
+		return out
+	}
+	if err := db.DockTelemetry("dock-other", wire.TelemetryMsg{Time: now, Slots: slots(900, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 4 {
+		if err := db.DockTelemetry("dock-c", wire.TelemetryMsg{Time: now, Slots: slots(round*3, 3)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		_ = db.DockHealth("dock-c", wire.HealthMsg{Device: fmt.Sprintf("CAM-H%d", i), Time: now, HealthPct: 80})
+	}
+	var n int
+	if err := db.sql.QueryRow(`SELECT count(*) FROM cameras WHERE device != 'CAM-900'`).Scan(&n); err != nil || n != 5 {
+		t.Fatalf("dock-c made %d cameras (%v), want 5", n, err)
+	}
+	if err := db.sql.QueryRow(`SELECT count(*) FROM camera_health WHERE device LIKE 'CAM-H%'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d health samples of cameras past the bound (%v)", n, err)
+	}
+	if err := db.DockHealth("dock-c", wire.HealthMsg{Device: "CAM-0", Time: now, HealthPct: 70}); err != nil {
+		t.Fatalf("a sample of a camera the dock has: %v", err)
+	}
+	var pct int
+	if err := db.sql.QueryRow(`SELECT health_pct FROM cameras WHERE device = 'CAM-0'`).Scan(&pct); err != nil || pct != 70 {
+		t.Fatalf("CAM-0 health %d (%v), want 70", pct, err)
+	}
+	if err := db.DockTelemetry("dock-other", wire.TelemetryMsg{Time: now, Slots: slots(901, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.sql.QueryRow(`SELECT count(*) FROM cameras WHERE device IN ('CAM-900', 'CAM-901')`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("dock-other's cameras: %d (%v), want 2", n, err)
+	}
+}

@@ -28,6 +28,7 @@ const keptAlerts = 100
 var (
 	keptHealthSamples = 1000 // health samples of a device kept, the newest (the page plots 200)
 	maxFaultsPerDock  = 1000 // faults of a dock; the oldest cleared one makes room, none cleared: refused
+	maxCamerasPerDock = 1000 // cameras last seen at a dock; past it a new one is not kept
 )
 
 // maxBays bounds the bays of one telemetry message kept.
@@ -101,12 +102,31 @@ func (d *DB) DockTelemetry(dock string, m wire.TelemetryMsg) error {
 			if dev == "" {
 				continue
 			}
+			if room, err := roomForCamera(t, dock, dev); err != nil || !room {
+				if err != nil {
+					return err
+				}
+				continue // the bay shows it; the dock has made its most cameras
+			}
 			if err := noteCamera(t, dock, s, dev, off, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// roomForCamera reports whether dev may be kept from dock: a camera central knows, or a
+// new one while fewer than maxCamerasPerDock were last seen at the dock.
+func roomForCamera(t *sql.Tx, dock, dev string) (bool, error) {
+	var known, n int
+	if err := t.QueryRow(`SELECT count(*) FROM cameras WHERE device = ?`, dev).Scan(&known); err != nil || known > 0 {
+		return known > 0, err
+	}
+	if err := t.QueryRow(`SELECT count(*) FROM cameras WHERE dock = ?`, dock).Scan(&n); err != nil {
+		return false, err
+	}
+	return n < maxCamerasPerDock, nil
 }
 
 // noteCamera keeps what a bay reports of the camera docked in it.
@@ -229,6 +249,11 @@ func (d *DB) DockHealth(dock string, h wire.HealthMsg) error {
 		return nil
 	}
 	return d.tx(func(t *sql.Tx) error {
+		if room, err := roomForCamera(t, dock, h.Device); err != nil {
+			return err
+		} else if !room {
+			return fmt.Errorf("health of %s refused: %s has %d cameras, the most kept", h.Device, dock, maxCamerasPerDock)
+		}
 		if _, err := t.Exec(`INSERT INTO camera_health (device, time, dock, health_pct, cycles, bad_blocks, errors, service_due)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			h.Device, ts(h.Time), dock, h.HealthPct, h.Cycles, h.BadBlocks, h.Errors, ts(h.ServiceDue)); err != nil {
@@ -238,7 +263,7 @@ func (d *DB) DockHealth(dock string, h wire.HealthMsg) error {
 			WHERE device = ? ORDER BY time DESC LIMIT 1 OFFSET ?)`, h.Device, h.Device, keptHealthSamples); err != nil {
 			return err
 		}
-		if _, err := t.Exec(`INSERT INTO cameras (device) VALUES (?) ON CONFLICT DO NOTHING`, h.Device); err != nil {
+		if _, err := t.Exec(`INSERT INTO cameras (device, dock) VALUES (?, ?) ON CONFLICT DO NOTHING`, h.Device, dock); err != nil {
 			return err
 		}
 		_, err := t.Exec(`UPDATE cameras SET health_pct = ?, cycles = ?, bad_blocks = ?, storage_errors = ?,

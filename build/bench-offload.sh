@@ -13,9 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-2048}
 RUNS=${RUNS:-3}
+PARTS=${PARTS:-copy queue} # copy: the copy and the shift change; queue: the queue at fleet scale
 work=$(mktemp -d "${BENCH_DIR:-build/out}/bench-offload.XXXX" 2>/dev/null || { mkdir -p build/out; mktemp -d build/out/bench-offload.XXXX; })
 trap 'chmod -R u+w "$work"; rm -rf "$work"; [ -z "${cg:-}" ] || rmdir "$cg" 2>/dev/null || true; [ -z "${ra_was:-}" ] || echo "$ra_was" > "$ra_file"' EXIT
 echo "load before the run: $(cat /proc/loadavg)"
+first=""
+if [[ " $PARTS " == *" copy "* ]]; then # the copy and the shift change
 go build -o "$work/benchoffload" ./build/benchoffload
 head -c $((SIZE_MB << 20)) /dev/urandom > "$work/src.mp4"
 cat "$work/src.mp4" > /dev/null
@@ -68,7 +71,9 @@ printf '%-44s %12.3f\n' "physical bound (total bytes / spool rate)" "$sd_bound_s
 printf '%-44s %12.3f\n' "measured, all offloads durable and committed" "$sd_s"
 printf '%-44s %12.3f %12s\n' "efficiency" "$sd_eff" ">= 0.9"
 first="$first shift_sd_s=$sd_s shift_sd_bound_s=$sd_bound_s shift_sd_efficiency=$sd_eff"
+fi
 
+if [[ " $PARTS " != *" queue "* ]]; then echo "$first"; exit 0; fi
 # The queue at fleet scale: QUEUE_N recordings (default 1,000,000) filled once, then each
 # measuring run in a fresh process on a fresh copy (as after a restart): the reopen, lease +
 # matching receipt per second (2,000 from one caller, 20,000 from 64), disk and memory. The
@@ -87,14 +92,14 @@ s1=$(date +%s.%N)
 "$work/benchqueue" -engine sqlite -dir "$work/sqlite" -n "$QUEUE_N" -populate
 s2=$(date +%s.%N)
 chmod -R u+w "$work/queue"; mv "$work/queue" "$work/queue.filled"; mv "$work/sqlite" "$work/sqlite.filled"
-# measure_queue ENGINE MEMORYMAX [GOGC]: one measuring run on a fresh copy of the filled
-# store, with the unit's GOMEMLIMIT and GOGC (or this one) and, unless MEMORYMAX is "none", inside a memory cgroup of
+# measure_queue ENGINE MEMORYMAX [GOGC [GOMEMLIMIT]]: one measuring run on a fresh copy of
+# the filled store, with the unit's GOGC and GOMEMLIMIT (or these) and, unless MEMORYMAX is "none", inside a memory cgroup of
 # MEMORYMAX (v1 or v2, as root), the unit's way of capping the agent (a process over it is
 # killed). As root the page cache is dropped first, so that the run starts cold, as after a
 # power cut, and the cgroup is charged for every page the run reads. Prints benchqueue's
 # figures, then the cgroup's peak in MiB and its OOM kills ("-" for both without a cgroup).
 measure_queue() {
-  local engine=$1 memmax=$2 gogc=${3:-$gogc} out peak=- killed=-
+  local engine=$1 memmax=$2 gogc=${3:-$gogc} memlimit=${4:-$memlimit} out peak=- killed=-
   cg=""
   if [ "$memmax" != none ] && [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/memory ]; then # cgroup v1
     cg=/sys/fs/cgroup/memory/bench-queue-$$
@@ -163,8 +168,10 @@ done
 echo "load before the cgroup runs: $(cat /proc/loadavg)"
 uq=$(measure_queue queue "$memmax")
 cq=$(measure_queue queue "$SMALL_MAX")
-# The cost of the unit's GOGC: the same unconstrained run with Go's default.
-dq=$(measure_queue queue none 100)
+# The cost of the unit's GOGC and GOMEMLIMIT: the same unconstrained run with the settings
+# before the tuning (Go's default GOGC, GOMEMLIMIT=96MiB).
+BEFORE_GOGC=${BEFORE_GOGC:-100} BEFORE_LIMIT=${BEFORE_LIMIT:-96MiB}
+dq=$(measure_queue queue none "$BEFORE_GOGC" "$BEFORE_LIMIT")
 echo
 cold="warm page cache (not root: no cache drop, no cgroup, limits only by GOMEMLIMIT)"
 [ "$(id -u)" = 0 ] && cold="cold page cache, as after a power cut"
@@ -175,7 +182,7 @@ col() { field "$1" "$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "-") printf "%.2f", a / b; else printf "-" }'; }
 printf '%-46s %11s %11s %11s %11s %11s %16s\n' "" "queue" "queue" "queue" "SQLite" "queue" ""
 printf '%-46s %11s %11s %11s %11s %11s %16s\n' "memory cgroup (MemoryMax)" none "$memmax unit" "$SMALL_MAX" none none ""
-printf '%-46s %11s %11s %11s %11s %11s %16s\n' "GOGC" "$gogc" "$gogc" "$gogc" "$gogc" 100 target
+printf '%-46s %11s %11s %11s %11s %11s %16s\n' "GOGC, GOMEMLIMIT" "$gogc, $memlimit" "$gogc, $memlimit" "$gogc, $memlimit" "$gogc, $memlimit" "$BEFORE_GOGC, $BEFORE_LIMIT" target
 printf '%-46s %11.3f %11s %11s %11.3f %11.3f %16s\n' "restart: reopen, release 32 stale leases, s" "$(col "$bq" $f_reopen)" "$(col "$uq" $f_reopen)" "$(col "$cq" $f_reopen)" "$(col "$sq" $f_reopen)" "$(col "$dq" $f_reopen)" "< 2"
 printf '%-46s %11.0f %11s %11s %11.0f %11.0f %16s\n' "lease + receipt per second, one caller" "$(col "$bq" $f_ops)" "$(col "$uq" $f_ops)" "$(col "$cq" $f_ops)" "$(col "$sq" $f_ops)" "$(col "$dq" $f_ops)" ">= 1.0x SQLite"
 printf '%-46s %11.0f %11s %11s %11.0f %11.0f %16s\n' "lease + receipt per second, 64 callers" "$(col "$bq" $f_group)" "$(col "$uq" $f_group)" "$(col "$cq" $f_group)" "$(col "$sq" $f_group)" "$(col "$dq" $f_group)" ">= 1.0x, >= 5000"
@@ -187,8 +194,8 @@ printf '%-46s %11s %11s %11s %11s %11s %16s\n' "anonymous memory (heap, stacks),
 printf '%-46s %11s %11s %11s %11s %11s %16s\n' "file-backed (Badger's mapped tables), peak MiB" "$(col "$bq" $f_file)" "$(col "$uq" $f_file)" "$(col "$cq" $f_file)" "$(col "$sq" $f_file)" "$(col "$dq" $f_file)" "reported"
 printf '%-46s %11s %11s %11s %11s %11s %16s\n' "peak RSS (VmHWM), MiB" "$(col "$bq" $f_rss)" "$(col "$uq" $f_rss)" "$(col "$cq" $f_rss)" "$(col "$sq" $f_rss)" "$(col "$dq" $f_rss)" ""
 printf '%-46s %11s %11s %11s %11s %11s %16s\n' "cgroup peak with page cache, MiB; OOM kills" "-" "$(col "$uq" $f_peak); $(col "$uq" $f_killed)" "$(col "$cq" $f_peak); $(col "$cq" $f_killed)" "-" "-" "no OOM kill"
-printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f lease_receipt_64_callers_per_s=%.0f target_64_callers_floor=5000 sqlite_lease_receipt_per_s=%.0f sqlite_lease_receipt_64_callers_per_s=%.0f vs_sqlite_one_caller=%s vs_sqlite_64_callers=%s target_vs_sqlite=1.0 bytes_per_recording=%.0f sqlite_bytes_per_recording=%.0f queue_anon_mib=%s target_anon_mib=64 queue_file_mib=%s queue_rss_mib=%s queue_stats_s=%s unit_anon_mib=%s unit_cgroup_peak_mib=%s unit_oom_kills=%s small_max=%s small_anon_mib=%s small_lease_receipt_64_callers_per_s=%s small_vs_unconstrained=%s target_small_vs_unconstrained=0.5 small_cgroup_peak_mib=%s small_oom_kills=%s gogc100_anon_mib=%s gogc100_lease_receipt_64_callers_per_s=%s gogc=%s gomemlimit=%s read_ahead_kb=%s\n' \
+printf '%s queue_n=%d reopen_s=%.3f lease_receipt_per_s=%.0f lease_receipt_64_callers_per_s=%.0f target_64_callers_floor=5000 sqlite_lease_receipt_per_s=%.0f sqlite_lease_receipt_64_callers_per_s=%.0f vs_sqlite_one_caller=%s vs_sqlite_64_callers=%s target_vs_sqlite=1.0 bytes_per_recording=%.0f sqlite_bytes_per_recording=%.0f queue_anon_mib=%s target_anon_mib=64 queue_file_mib=%s queue_rss_mib=%s queue_stats_s=%s unit_anon_mib=%s unit_cgroup_peak_mib=%s unit_oom_kills=%s small_max=%s small_anon_mib=%s small_lease_receipt_64_callers_per_s=%s small_vs_unconstrained=%s target_small_vs_unconstrained=0.5 small_cgroup_peak_mib=%s small_oom_kills=%s before_anon_mib=%s before_lease_receipt_64_callers_per_s=%s before_lease_receipt_per_s=%s before_gogc=%s before_gomemlimit=%s gogc=%s gomemlimit=%s read_ahead_kb=%s\n' \
   "$first" "$QUEUE_N" "$(col "$bq" $f_reopen)" "$(col "$bq" $f_ops)" "$(col "$bq" $f_group)" "$(col "$sq" $f_ops)" "$(col "$sq" $f_group)" \
   "$(ratio "$(col "$bq" $f_ops)" "$(col "$sq" $f_ops)")" "$(ratio "$(col "$bq" $f_group)" "$(col "$sq" $f_group)")" "$(col "$bq" $f_bytes)" "$(col "$sq" $f_bytes)" \
   "$(col "$bq" $f_anon)" "$(col "$bq" $f_file)" "$(col "$bq" $f_rss)" "$(col "$bq" $f_stats)" "$(col "$uq" $f_anon)" "$(col "$uq" $f_peak)" "$(col "$uq" $f_killed)" \
-  "$SMALL_MAX" "$(col "$cq" $f_anon)" "$(col "$cq" $f_group)" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "$(col "$cq" $f_peak)" "$(col "$cq" $f_killed)" "$(col "$dq" $f_anon)" "$(col "$dq" $f_group)" "$gogc" "$memlimit" "$ra"
+  "$SMALL_MAX" "$(col "$cq" $f_anon)" "$(col "$cq" $f_group)" "$(ratio "$(col "$cq" $f_group)" "$(col "$bq" $f_group)")" "$(col "$cq" $f_peak)" "$(col "$cq" $f_killed)" "$(col "$dq" $f_anon)" "$(col "$dq" $f_group)" "$(col "$dq" $f_ops)" "$BEFORE_GOGC" "$BEFORE_LIMIT" "$gogc" "$memlimit" "$ra"

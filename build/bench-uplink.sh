@@ -113,13 +113,14 @@ nginx_conf lo 127.0.0.1 "$ngp" "$ngs" > "$work/nginx-lo.conf"
 "$NGINX" -c "$work/nginx-lo.conf" & pids+=($!)
 for p in $mqp $mqs $ngp $ngs; do wait_port 127.0.0.1 "$p"; done
 
-# dock WHO BIN BROKER [benchuplink flags]: one upload, central in this process; seconds.
+# dock BIN BROKER [benchuplink flags]: one upload, central in this process; the seconds and
+# the CPU seconds of that process (dock and central; mosquitto's are not counted).
 dock() {
-  local who=$1 bin=$2 broker=$3 r s; shift 3
+  local bin=$1 broker=$2 r s cpu; shift 2
   rm -rf "$work/run"
   r=$("$bin" -broker "$broker" -src "$work/src.mp4" -dir "$work/run" -chunk "$CHUNK" -window "$WINDOW" "$@")
-  read -r s _ _ <<< "$r"
-  echo "$s"
+  read -r s _ _ cpu <<< "$r"
+  echo "$s $cpu"
 }
 # pipeline URL [curl flags]: age -d of the spool file into curl -T -, then sync + sha256sum.
 pipeline() {
@@ -149,15 +150,19 @@ socat_copy() {
 }
 # Interleaved rounds: the disk's and the neighbours' moods fall on each alike; best counts.
 declare -A best
-keep() { best[$1]=$(min "${best[$1]:-999999}" "$2"); runs[$1]="${runs[$1]:-}$(printf ' %.2f' "$2")"; }
-declare -A runs
+# keep NAME SECONDS [CPU]: the best seconds and the least CPU seconds of NAME's rounds.
+keep() {
+  best[$1]=$(min "${best[$1]:-999999}" "$2"); runs[$1]="${runs[$1]:-}$(printf ' %.2f' "$2")"
+  [ -z "${3:-}" ] || { cpu[$1]=$(min "${cpu[$1]:-999999}" "$3"); cpuruns[$1]="${cpuruns[$1]:-}$(printf ' %.2f' "$3")"; }
+}
+declare -A runs cpu cpuruns
 for round in $(seq "$ROUNDS"); do
-  keep dock "$(dock dock "$work/benchuplink" "tcp://127.0.0.1:$mqp")"
+  keep dock $(dock "$work/benchuplink" "tcp://127.0.0.1:$mqp")
   keep pipe "$(pipeline "http://127.0.0.1:$ngp/up/src.mp4")"
-  keep dock_tls "$(dock dock "$work/benchuplink" "ssl://127.0.0.1:$mqs" -tls "$work/pki")"
+  keep dock_tls $(dock "$work/benchuplink" "ssl://127.0.0.1:$mqs" -tls "$work/pki")
   keep pipe_tls "$(pipeline "https://127.0.0.1:$ngs/up/src.mp4" --cacert "$work/pki/ca.pem")"
-  keep upstream_tls "$(dock dock "$work/benchuplink-upstream" "ssl://127.0.0.1:$mqs" -tls "$work/pki")"
-  keep upstream "$(dock dock "$work/benchuplink-upstream" "tcp://127.0.0.1:$mqp")"
+  keep upstream_tls $(dock "$work/benchuplink-upstream" "ssl://127.0.0.1:$mqs" -tls "$work/pki")
+  keep upstream $(dock "$work/benchuplink-upstream" "tcp://127.0.0.1:$mqp")
   keep put "$(put)"
   keep socat "$(socat_copy)"
 done
@@ -170,7 +175,7 @@ window=$((WINDOW * CHUNK))
 mbps() { div "$SIZE_MB" "$1"; }
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), kernel $(uname -r), fs $(df -T "$work" | awk 'NR==2 {print $2}'); mosquitto $("$MOSQUITTO" -h 2>/dev/null | head -1 | awk '{print $3}'), $("$NGINX" -v 2>&1 | sed 's/.*: //'), age $(age --version), $(curl --version | head -1 | cut -d' ' -f1-2)"
 echo "loopback: ${SIZE_MB} MiB, window $WINDOW x $((CHUNK >> 10)) KiB; best of $ROUNDS interleaved rounds (s):"
-for k in dock pipe dock_tls pipe_tls upstream_tls upstream put socat; do printf '  %-13s%s\n' "$k" "${runs[$k]}"; done
+for k in dock pipe dock_tls pipe_tls upstream_tls upstream put socat; do printf '  %-13s%s%s\n' "$k" "${runs[$k]}" "${cpuruns[$k]:+ (CPU s:${cpuruns[$k]})}"; done
 printf '%-62s %8s %8s %9s %8s\n' "method (loopback)" seconds MiB/s "vs peer" target
 row() { printf '%-62s %8.3f %8.1f %9s %8s\n' "$1" "$2" "$(mbps "$2")" "$3" "${4:-}"; }
 row "peer: age -d | curl -T - to nginx WebDAV, sync, sha256sum" "${best[pipe]}" 1.00
@@ -181,11 +186,13 @@ row "  the same with upstream paho v1.5.1 (no fork)" "${best[upstream_tls]}" "$(
 row "  plain, upstream paho v1.5.1 (no fork)" "${best[upstream]}" "$(printf %.2f "$(div "${best[pipe]}" "${best[upstream]}")")"
 row "context: nginx WebDAV PUT (curl -T file), sync, sha256sum" "${best[put]}" "$(printf %.2f "$(div "${best[pipe]}" "${best[put]}")")"
 row "context: raw TCP copy (socat), sync, sha256sum" "${best[socat]}" "$(printf %.2f "$(div "${best[pipe]}" "${best[socat]}")")"
-printf 'paho fork: TLS %.3f s vs upstream %.3f s (fork %.2fx); plain %.3f s vs upstream %.3f s (fork %.2fx)\n' "${best[dock_tls]}" "${best[upstream_tls]}" "$(div "${best[upstream_tls]}" "${best[dock_tls]}")" "${best[dock]}" "${best[upstream]}" "$(div "${best[upstream]}" "${best[dock]}")"
+printf 'paho fork against upstream v1.5.1 (above 1: the fork is better): TLS %.3f s vs %.3f s (%.2fx), CPU of dock + central %.2f s vs %.2f s (%.2fx); plain %.3f s vs %.3f s (%.2fx), CPU %.2f s vs %.2f s (%.2fx)\n' \
+  "${best[dock_tls]}" "${best[upstream_tls]}" "$(div "${best[upstream_tls]}" "${best[dock_tls]}")" "${cpu[dock_tls]}" "${cpu[upstream_tls]}" "$(div "${cpu[upstream_tls]}" "${cpu[dock_tls]}")" \
+  "${best[dock]}" "${best[upstream]}" "$(div "${best[upstream]}" "${best[dock]}")" "${cpu[dock]}" "${cpu[upstream]}" "$(div "${cpu[upstream]}" "${cpu[dock]}")"
 echo "connection cut at 90 %: $resent bytes sent again (one window is $window bytes); an HTTP PUT would send $size again"
-summary=$(printf '%s size_mib=%d dock_s=%.3f peer_age_curl_s=%.3f dock_vs_peer=%.3f target_vs_peer=1.3 dock_tls_s=%.3f peer_https_s=%.3f dock_tls_vs_peer=%.3f upstream_paho_tls_s=%.3f fork_vs_upstream_tls=%.3f upstream_paho_s=%.3f fork_vs_upstream=%.3f nginx_put_s=%.3f socat_s=%.3f resent_bytes=%d window_bytes=%d' \
+summary=$(printf '%s size_mib=%d dock_s=%.3f peer_age_curl_s=%.3f dock_vs_peer=%.3f target_vs_peer=1.3 dock_tls_s=%.3f peer_https_s=%.3f dock_tls_vs_peer=%.3f upstream_paho_tls_s=%.3f fork_vs_upstream_tls=%.3f upstream_paho_s=%.3f fork_vs_upstream=%.3f dock_cpu_s=%.2f upstream_cpu_s=%.2f dock_tls_cpu_s=%.2f upstream_tls_cpu_s=%.2f nginx_put_s=%.3f socat_s=%.3f resent_bytes=%d window_bytes=%d' \
   "$summary" "$SIZE_MB" "${best[dock]}" "${best[pipe]}" "$(div "${best[pipe]}" "${best[dock]}")" "${best[dock_tls]}" "${best[pipe_tls]}" "$(div "${best[pipe_tls]}" "${best[dock_tls]}")" \
-  "${best[upstream_tls]}" "$(div "${best[upstream_tls]}" "${best[dock_tls]}")" "${best[upstream]}" "$(div "${best[upstream]}" "${best[dock]}")" "${best[put]}" "${best[socat]}" "$resent" "$window")
+  "${best[upstream_tls]}" "$(div "${best[upstream_tls]}" "${best[dock_tls]}")" "${best[upstream]}" "$(div "${best[upstream]}" "${best[dock]}")" "${cpu[dock]}" "${cpu[upstream]}" "${cpu[dock_tls]}" "${cpu[upstream_tls]}" "${best[put]}" "${best[socat]}" "$resent" "$window")
 
 fi
 

@@ -188,7 +188,8 @@ func runOffload(o options) error {
 
 // runDock offloads the recording into a fresh queue (not timed), then times its upload
 // until the dock holds central's receipt. It prints the seconds, the chunk bytes central
-// received (-role all only, else 0) and the recording's size.
+// received (-role all only, else 0), the recording's size and the CPU seconds this process
+// spent on the upload (the dock's, and with -role all central's).
 func runDock(o options) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
@@ -242,7 +243,7 @@ func runDock(o options) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	u, stop := session(ctx)
 	if o.cut > 0 && rcv != nil {
 		for rcv.Progress("bench-dock", rec.ID) < int64(o.cut*float64(rec.Size)) {
@@ -266,7 +267,7 @@ func runDock(o options) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	elapsed := time.Since(start).Seconds()
+	elapsed, cpu := time.Since(start).Seconds(), cpuSeconds()-cpu0
 	u.Close()
 	received := int64(0)
 	if rcv != nil {
@@ -276,6 +277,16 @@ func runDock(o options) error {
 		}
 		received = rcv.BytesReceived()
 	}
-	fmt.Printf("%.3f %d %d\n", elapsed, received, rec.Size)
+	fmt.Printf("%.3f %d %d %.3f\n", elapsed, received, rec.Size, cpu)
 	return nil
+}
+
+// cpuSeconds is the CPU time (user and system) this process has used: under a load from
+// other processes it varies less than the elapsed time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -167,7 +167,7 @@ for round in $(seq "$ROUNDS"); do
   keep socat "$(socat_copy)"
 done
 r=$("$work/benchuplink" -broker "tcp://127.0.0.1:$mqp" -src "$work/src.mp4" -dir "$work/cut" -chunk "$CHUNK" -window "$WINDOW" -cut 0.9)
-read -r _ cut_rx size <<< "$r"
+read -r _ cut_rx size _ <<< "$r"
 rm -rf "$work/cut" "$work/run"
 resent=$((cut_rx - size))
 window=$((WINDOW * CHUNK))

@@ -46,10 +46,19 @@ func TestSharedReceiversSurviveAKill(t *testing.T) {
 	}
 	_, logA := receiver("central-a")
 	b, logB := receiver("central-b")
-	time.Sleep(300 * time.Millisecond) // both subscribed before the dock speaks
-
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Both subscribed before the dock speaks (a fixed 300 ms was not always enough on a
+	// loaded machine: central-b then joined after the recording's first third and was
+	// killed holding none of it).
+	for _, lp := range []string{logA, logB} {
+		if err := simrun.WaitFor(ctx, filepath.Base(lp)+" subscribed", func() bool {
+			b, _ := os.ReadFile(lp)
+			return strings.Contains(string(b), `"msg":"mqtt connected"`)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h, err := simrun.Start(ctx, simrun.Options{Dir: filepath.Join(dir, "dock"), Slots: 1, Broker: mq.URL, NoCentral: true, Log: quiet(), CentralKey: key.Private})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -39,6 +40,11 @@ func main() {
 
 // run brings the office up, prints how to reach it on out, and runs until ctx ends.
 func run(ctx context.Context, out io.Writer, dir, addr string, docks int, verbose bool) error {
+	if host, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("-addr %q: %w", addr, err)
+	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-addr %q: the console is served without TLS, so on loopback only (127.0.0.1:PORT); central -console-cert/-console-key serve it to a network", addr)
+	}
 	if err := prepare(dir); err != nil {
 		return err
 	}

@@ -108,3 +108,16 @@ func TestPrepareWipesOnlyAnEarlierRun(t *testing.T) {
 		t.Fatalf("an earlier run's file survived: %v", err)
 	}
 }
+
+// make run serves its console without TLS, with an admin password on the screen: on
+// loopback only. Any other address is refused before anything starts.
+func TestRunServesLoopbackOnly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.7:8080"} {
+		err := run(ctx, io.Discard, t.TempDir(), addr, 1, false)
+		if err == nil || !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("make run on %s: %v, want a refusal naming loopback", addr, err)
+		}
+	}
+}

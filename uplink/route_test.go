@@ -46,7 +46,7 @@ func TestNoAckOrReceiptIsDropped(t *testing.T) {
 			last[a.Recording] = a.Offset
 			delivered++
 		case <-time.After(2 * time.Second):
-			t.Fatalf("central's last acks never reached the sender: last offsets %v, want %d each", last, chunks<<20)
+			t.Fatalf("central's last acks never reached the sender: last offsets %v, want %d each", last, int64(chunks)<<20)
 		}
 	}
 	// Merged, not queued one by one: past the full channel, one per transfer waits (and

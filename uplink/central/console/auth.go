@@ -100,6 +100,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
+	// The browser's previous session (someone else at a shared PC, say) ends at central.
+	if c, err := r.Cookie(s.cookieName()); err == nil {
+		if old, err := s.o.DB.Session(c.Value); err == nil {
+			if err := s.o.DB.Logout(c.Value, old.User); err != nil {
+				s.fail(w, r, http.StatusInternalServerError, err)
+				return
+			}
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: token, Path: "/", Expires: sess.Expires,
 		Secure: s.o.Secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)

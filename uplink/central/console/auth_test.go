@@ -104,6 +104,24 @@ func TestSignInAndOutAtCentral(t *testing.T) {
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a sign-out posted from another origin: %d, want 403", resp.StatusCode)
 	}
+	// Signing in again in the same browser (another person at a shared PC, say) ends the
+	// session its cookie held.
+	resp = do(http.MethodPost, "/login", url.Values{"user": {"maint"}, "password": {pw}}, token)
+	previous := token
+	for _, c := range resp.Cookies() {
+		if c.Name == "console" {
+			token = c.Value
+		}
+	}
+	if token == previous {
+		t.Fatalf("signing in again: %d, no new session", resp.StatusCode)
+	}
+	if _, err := db.Session(previous); err == nil {
+		t.Fatal("signing in again left the browser's previous session alive at central")
+	}
+	if sess, err = db.Session(token); err != nil {
+		t.Fatal(err)
+	}
 	if resp := do(http.MethodPost, "/logout", url.Values{"csrf": {sess.CSRF}}, token); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-out: %d", resp.StatusCode)
 	}

@@ -271,9 +271,7 @@ func (s *Store) Open(id string) (*Footage, error) {
 // so any lease is left over from before a crash. The tally names them: a restart reads no
 // other record, however long the queue.
 func (s *Store) ReleaseAll(why string) (int, error) {
-	s.mu.Lock()
-	ids := slices.Sorted(maps.Keys(s.tally.Leased))
-	s.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(s.shown.Load().tally.Leased))
 	for _, id := range ids {
 		if _, err := s.Release(id, why); err != nil {
 			return 0, err

@@ -144,6 +144,7 @@ func (s *Store) commitGroup(group []*write) (rest []*write) {
 		} else {
 			s.reloadAfterFailedCommit(err)
 		}
+		s.publish()
 		for _, w := range group {
 			w.done <- err
 		}

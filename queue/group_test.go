@@ -3,8 +3,12 @@ package queue
 import (
 	"bytes"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // Updates that together outgrow one Badger transaction are committed in several, all of
@@ -81,5 +85,65 @@ func TestImportReplacesRecentlyCommittedRecords(t *testing.T) {
 	got, err := s.Get(r.ID)
 	if err != nil || got.State != Freed {
 		t.Fatalf("after the import and the free: %+v, %v", got, err)
+	}
+}
+
+// Stats and LedgerHead answer while a group commit waits on its fsync, and show the store
+// as it was before that commit; once it is durable they show it. (They used to take the
+// lock the committer holds across the whole commit, so a slow disk stalled telemetry, the
+// sender's backlog announcements and the ledger export.)
+func TestReadersDoNotWaitOnAGroupCommit(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	if err := s.Record(Event{Kind: EvInput, Detail: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := Recording{ID: "r1", Name: "a.mp4", Device: "CAM-1", Size: 3, SHA256: strings.Repeat("0", 64), Start: time.Now().UTC()}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free() // before Close, which waits for the commit
+	s.commit = func(txn *badger.Txn) error {
+		entered <- struct{}{}
+		<-release
+		return txn.Commit()
+	}
+	committed := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(rec, Event{Kind: EvOffloaded, Recording: rec.ID})
+		committed <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the commit never reached the disk")
+	}
+	type seen struct {
+		head    uint64
+		spooled int
+	}
+	look := func() seen {
+		st, err := s.Stats()
+		if err != nil {
+			t.Error(err)
+		}
+		return seen{s.LedgerHead(), st.Count[Spooled]}
+	}
+	answered := make(chan seen, 1)
+	go func() { answered <- look() }()
+	select {
+	case got := <-answered:
+		if want := (seen{1, 0}); got != want {
+			t.Errorf("while the commit is held, readers see %+v, want the store before it, %+v", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stats and LedgerHead wait on a group commit's fsync")
+	}
+	free()
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := look(), (seen{2, 1}); got != want {
+		t.Errorf("once committed, readers see %+v, want %+v", got, want)
 	}
 }

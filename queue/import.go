@@ -30,6 +30,7 @@ func (s *Store) Import(recs []Recording, why string) error {
 	}
 	if err == nil {
 		s.tally = t
+		s.publish()
 	}
 	s.landed.forget() // it may have overwritten some
 	s.mu.Unlock()

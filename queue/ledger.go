@@ -241,7 +241,5 @@ func (s *Store) VerifyLedger() (int, error) {
 
 // LedgerHead returns the sequence number of the last ledger entry.
 func (s *Store) LedgerHead() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.seq
+	return s.shown.Load().seq
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -81,6 +82,9 @@ type Store struct {
 	seq   uint64
 	head  string
 	tally tally // committed; changed only under mu
+	// shown is what readers see of seq and tally, published under mu after each change and
+	// read without it: Stats and LedgerHead never wait on a group commit's fsync.
+	shown atomic.Pointer[shownState]
 
 	landed landed // records recently committed or read, decoded
 
@@ -152,6 +156,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open queue: tally: %w", err)
 	}
+	s.publish()
 	s.wg.Add(2)
 	go s.gcLoop()
 	go s.committer()
@@ -197,7 +202,20 @@ func (s *Store) recount() error {
 		return err
 	}
 	s.tally = t
+	s.publish()
 	return nil
+}
+
+// shownState is the store's ledger sequence and tally as of a commit. It is replaced
+// whole, never changed.
+type shownState struct {
+	seq   uint64
+	tally tally
+}
+
+// publish shows readers the store's seq and tally as they are now; s.mu is held.
+func (s *Store) publish() {
+	s.shown.Store(&shownState{seq: s.seq, tally: s.tally.clone()})
 }
 
 // Close stops background work and closes Badger.
@@ -270,9 +288,7 @@ func (s *Store) Get(id string) (Recording, error) {
 // Stats returns the queue's tally, kept beside the records and changed in the same
 // transactions: no scan, whatever the queue's length.
 func (s *Store) Stats() (Stats, error) {
-	s.mu.Lock()
-	t := s.tally.clone()
-	s.mu.Unlock()
+	t := s.shown.Load().tally.clone()
 	st := Stats{Count: t.Count, Bytes: t.Bytes, Waiting: t.Waiting}
 	for _, start := range t.Leased {
 		if st.Oldest.IsZero() || start.Before(st.Oldest) {

@@ -12,7 +12,10 @@ import (
 
 // custodyCommands change custody of footage or of a device: they must name who ordered
 // them (By), which the ledger records.
-var custodyCommands = map[string]bool{"release-hold": true, "clear-fault": true, "repair-fault": true, "ack-fault": true}
+var custodyCommands = map[string]bool{"place-hold": true, "release-hold": true, "clear-fault": true, "repair-fault": true, "ack-fault": true}
+
+// maxHoldReason bounds a place-hold's reason, kept in the recording's record.
+const maxHoldReason = 64
 
 // command applies one of central's commands, which the uplink let through sealed for this
 // dock. Its Seq must be above the last command's taken, persisted (document "seen",
@@ -42,6 +45,12 @@ func (a *Agent) command(c wire.CommandMsg) error {
 		return a.faultEvent(c.Fault, health.EvClear, c.By)
 	case "sample":
 		return a.sample(c)
+	case "place-hold":
+		if c.Recording == "" || c.Reason == "" || len(c.Reason) > maxHoldReason {
+			return fmt.Errorf("place-hold needs a recording and a reason of 1-%d bytes", maxHoldReason)
+		}
+		_, err := a.store.PlaceHold(c.Recording, c.Reason, c.By)
+		return err
 	case "release-hold":
 		if _, err := a.store.ReleaseHold(c.Recording, c.By); err != nil {
 			return err

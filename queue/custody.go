@@ -180,6 +180,33 @@ func (s *Store) Verify(id, sha string, size int64) (Recording, error) {
 	}, Event{Kind: EvVerified, Device: r.Device, Recording: id, Detail: "central receipt sha256 " + sha})
 }
 
+// PlaceHold records a hold central placed on recording id for reason, ordered by by: the
+// dock's copy is then kept after central's receipt until central releases the hold. A
+// recording already freed (its only copies at central) gets the ledger entry and nothing
+// else; a hold placed again replaces the reason and undoes an earlier release.
+func (s *Store) PlaceHold(id, reason, by string) (Recording, error) {
+	var out Recording
+	var freed bool
+	err := s.update(func(b *batch) error {
+		r, err := getRec(b, id)
+		if err != nil {
+			return err
+		}
+		out = r
+		if r.State == Freed {
+			freed = true
+			return nil
+		}
+		r.Hold, r.Released = reason, false
+		out = r
+		return b.putRec(r)
+	}, Event{Kind: EvHold, Recording: id, Detail: fmt.Sprintf("hold %q placed by central, ordered by %q", reason, by)})
+	if err == nil && freed {
+		s.log.Info("queue: hold placed on a recording whose dock copy was already freed after central's receipt", "recording", id)
+	}
+	return out, err
+}
+
 // ReleaseHold records central's release of a hold, ordered by by, making a verified
 // recording freeable.
 func (s *Store) ReleaseHold(id, by string) (Recording, error) {
@@ -207,7 +234,14 @@ func (s *Store) Free(id string) error {
 	if !r.Freeable() {
 		return fmt.Errorf("free %s: not freeable (state %s, hold %q released %v)", id, r.State, r.Hold, r.Released)
 	}
-	if _, err := s.transition(id, StepFree, nil, Event{Kind: EvFreed, Device: r.Device, Recording: id, Detail: "spool copy deleted after verified receipt"}); err != nil {
+	// Checked again in the commit: a hold placed since the read above keeps the copy.
+	stillFreeable := func(r *Recording) error {
+		if !r.Freeable() {
+			return fmt.Errorf("free %s: not freeable (hold %q placed meanwhile)", id, r.Hold)
+		}
+		return nil
+	}
+	if _, err := s.transition(id, StepFree, stillFreeable, Event{Kind: EvFreed, Device: r.Device, Recording: id, Detail: "spool copy deleted after verified receipt"}); err != nil {
 		return err
 	}
 	return s.spool.remove(id)

@@ -49,7 +49,7 @@ func TestMessagesMatchAsyncAPI(t *testing.T) {
 		CentralRoot + "/{dock}/" + TopicConfig: ConfigMsg{Version: 1, Team: "T", Officers: map[string]string{"CAM-1": "OF-1"}, Thresholds: json.RawMessage(`{"min_battery_health_pct":70}`),
 			Blocked: []string{"CAM-9"}, DueOut: []string{"CAM-2"}, AlertEvery: Duration(time.Minute), TelemetryEvery: Duration(time.Second), DeleteAfterReceipt: true, Expires: now, Seal: seal},
 		CentralRoot + "/{dock}/" + TopicLedgerAck: LedgerAckMsg{HeadSeq: 200, HeadHash: sha, Error: "e", Seal: seal},
-		CentralRoot + "/{dock}/" + TopicCommand:   CommandMsg{Kind: "sample", Fault: "f", Recording: "r", Party: "p", Case: "c", By: "b", Device: "CAM-1", Day: "2026-11-27", Count: 2, Seal: seal},
+		CentralRoot + "/{dock}/" + TopicCommand:   CommandMsg{Kind: "sample", Fault: "f", Recording: "r", Party: "p", Case: "c", By: "b", Reason: "dispute", Device: "CAM-1", Day: "2026-11-27", Count: 2, Seal: seal},
 	}
 	documented := map[string]bool{}
 	for name, ch := range doc.Channels {

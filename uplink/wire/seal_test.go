@@ -28,7 +28,7 @@ func sealedSamples() map[string]func() Sealed {
 				Blocked: []string{"CAM-9"}, DueOut: []string{"CAM-2"}, AlertEvery: Duration(time.Minute), TelemetryEvery: Duration(time.Second), DeleteAfterReceipt: true, Expires: now, Seal: seal}
 		},
 		TopicCommand: func() Sealed {
-			return &CommandMsg{Kind: "release-hold", Fault: "f", Recording: "r", Party: "p", Case: "c", By: "b", Device: "CAM-1", Day: "2026-11-27", Count: 2, Seal: seal}
+			return &CommandMsg{Kind: "release-hold", Fault: "f", Recording: "r", Party: "p", Case: "c", By: "b", Reason: "dispute", Device: "CAM-1", Day: "2026-11-27", Count: 2, Seal: seal}
 		},
 		TopicLedgerAck: func() Sealed { return &LedgerAckMsg{HeadSeq: 200, HeadHash: sha, Error: "e", Seal: seal} },
 	}

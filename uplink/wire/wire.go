@@ -291,12 +291,14 @@ type ReportedMsg struct {
 
 // CommandMsg is a one-off instruction from central.
 type CommandMsg struct {
-	Kind      string `json:"kind"` // ack-fault | repair-fault | clear-fault | release-hold | sample
+	Kind      string `json:"kind"` // ack-fault | repair-fault | clear-fault | place-hold | release-hold | sample
 	Fault     string `json:"fault,omitempty"`
 	Recording string `json:"recording,omitempty"`
 	Party     string `json:"party,omitempty"`
 	Case      string `json:"case,omitempty"`
 	By        string `json:"by,omitempty"`
+	// Reason is a place-hold's article 13 reason (dispute, obstruction, ...).
+	Reason string `json:"reason,omitempty"`
 	// Sample (article 22 spot checks): Count random recordings of Device started on Day
 	// (YYYY-MM-DD, UTC) upload before anything else.
 	Device string `json:"device,omitempty"`

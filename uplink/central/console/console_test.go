@@ -274,7 +274,7 @@ func TestViewFootageNeedsASecondPerson(t *testing.T) {
 	}
 	// A supervisor places a hold and releases it: who, why and when on the page, audited,
 	// the release sent to the dock as its signed release-hold.
-	if code, body := sup.Post("/evidence/hold", url.Values{"dock": {"dock-1"}, "recording": {id}, "reason": {"dispute"}, "why": {"complaint 77"}, "action": {"place"}}); code != 200 || !strings.Contains(body, "hold placed at central") {
+	if code, body := sup.Post("/evidence/hold", url.Values{"dock": {"dock-1"}, "recording": {id}, "reason": {"dispute"}, "why": {"complaint 77"}, "action": {"place"}}); code != 200 || !strings.Contains(body, "hold placed at central (dispute) and sent to dock-1 as place-hold") {
 		t.Fatalf("place hold: %d %s", code, body)
 	}
 	if code, body := sup.Post("/evidence/hold", url.Values{"dock": {"dock-1"}, "recording": {id}, "why": {"case closed"}, "action": {"release"}}); code != 200 || !strings.Contains(body, "sent to dock-1 as release-hold") ||

@@ -45,8 +45,8 @@ func (s *Server) evidencePage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "evidence", v)
 }
 
-// holdPost places or releases a hold (supervisors): audited at central, and a release
-// sent to the dock as its signed release-hold command.
+// holdPost places or releases a hold (supervisors): audited at central, and sent to the
+// dock as its signed place-hold or release-hold command.
 func (s *Server) holdPost(w http.ResponseWriter, r *http.Request) {
 	who := sessionOf(r).User
 	dock, id := r.PostFormValue("dock"), r.PostFormValue("recording")
@@ -59,16 +59,16 @@ func (s *Server) holdPost(w http.ResponseWriter, r *http.Request) {
 		back(w, r, "/evidence", err.Error())
 		return
 	}
-	flash := "hold placed at central (" + reason + "): the recording has no retention expiry while it lasts"
-	if kind != "" {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		if err := s.o.Docks.Command(ctx, dock, wire.CommandMsg{Kind: kind, Recording: id, By: who}); err != nil {
-			_ = s.o.DB.Audit(who, "command-failed", dock+"/"+id, kind+": "+err.Error())
-			back(w, r, "/evidence", fmt.Sprintf("hold released at central, but the command did not reach the broker (%v): release it again to resend", err))
-			return
-		}
-		flash = "hold released at central and sent to " + dock + " as release-hold"
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.o.Docks.Command(ctx, dock, wire.CommandMsg{Kind: kind, Recording: id, By: who, Reason: reason}); err != nil {
+		_ = s.o.DB.Audit(who, "command-failed", dock+"/"+id, kind+": "+err.Error())
+		back(w, r, "/evidence", fmt.Sprintf("%s recorded at central, but the command did not reach the broker (%v): do it again to resend", kind, err))
+		return
+	}
+	flash := "hold released at central and sent to " + dock + " as release-hold"
+	if kind == "place-hold" {
+		flash = "hold placed at central (" + reason + ") and sent to " + dock + " as place-hold: the recording has no retention expiry while it lasts"
 	}
 	back(w, r, "/evidence", flash)
 }

@@ -107,8 +107,8 @@ var HoldReasons = []string{"dispute", "obstruction", "mass-incident", "other"}
 
 // SetHold places (reason one of HoldReasons) or releases (reason "") a hold at central,
 // with why in the audit log; a held recording has no retention expiry. It returns the dock
-// command to send ("release-hold" on release, "" on a placement: the dock takes holds from
-// the camera's mark button only).
+// command to send: "place-hold" (the dock keeps its copy, if it still has one, until
+// released) or "release-hold".
 func (d *DB) SetHold(dock, id, reason, why, by string) (command string, err error) {
 	if strings.TrimSpace(why) == "" {
 		return "", errors.New("a hold placed or released needs a why")
@@ -121,7 +121,7 @@ func (d *DB) SetHold(dock, id, reason, why, by string) (command string, err erro
 		return "", fmt.Errorf("hold reason %q: one of %v", reason, HoldReasons)
 	}
 	now := ts(d.now())
-	action, command := "place-hold", ""
+	action, command := "place-hold", "place-hold"
 	if reason == "" {
 		action, command = "release-hold", "release-hold"
 	}

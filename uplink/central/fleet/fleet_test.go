@@ -199,7 +199,7 @@ func TestViewNeedsASecondPerson(t *testing.T) {
 	if len(lines) != 3 || lines[2].Action != "view-request" || lines[1].Action != "view-approve" || lines[0].Action != "view" {
 		t.Fatalf("audit %+v", lines)
 	}
-	if _, err := db.SetHold("dock-a", "r1", "dispute", "complaint 12", "sup"); err != nil {
+	if cmd, err := db.SetHold("dock-a", "r1", "dispute", "complaint 12", "sup"); err != nil || cmd != "place-hold" {
 		t.Fatal(err)
 	}
 	if r, _ := db.RecordingByID("dock-a", "r1"); r.Hold != "dispute" || !r.RetainUntil.IsZero() {

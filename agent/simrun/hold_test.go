@@ -53,7 +53,10 @@ func TestHoldPlacedAtCentralKeepsTheDocksCopy(t *testing.T) {
 	if err := c.Grant(ctx, "dock-sim-1", wire.GrantMsg{ID: "g1", ChunkSize: wire.MinChunk, Window: 8}); err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitFor(ctx, "verified by central", func() bool { r, err := h.Store.Get(id); return err == nil && r.State != queue.Spooled && r.State != queue.Uploading }); err != nil {
+	if err := WaitFor(ctx, "verified by central", func() bool {
+		r, err := h.Store.Get(id)
+		return err == nil && r.State != queue.Spooled && r.State != queue.Uploading
+	}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // anything the receipt set off has happened

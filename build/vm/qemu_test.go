@@ -127,6 +127,8 @@ func bootBoard(t *testing.T, im images, dir, disk, run string) *board {
 		"-device", "qemu-xhci,id=xhci", "-device", "usb-hub,id=boardhub,bus=xhci.0,port=1",
 	}
 	b.cmd = exec.Command("qemu-system-aarch64", args...)
+	// qemu goes with the test process, however that ends: no orphaned board holds the cores.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	b.cmd.Stderr = &stderr
 	b.started = time.Now()

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	dockboard "dock/board"
+	"dock/build/udev"
 	"dock/uplink/brokertls"
 	"dock/uplink/central"
 	"dock/uplink/mqttconn"
@@ -229,6 +230,14 @@ func (w *world) install(ctx context.Context, b *board) time.Duration {
 	if st, _ := b.sh(ctx, "systemctl is-enabled dock-agent.service; systemctl is-active dock-agent.service"); st != "enabled\ninactive\n" {
 		t.Errorf("after dpkg -i with the shipped config (dock id unset) the service is %q, want enabled and inactive", st)
 	}
+	// The carrier's USB topology, as an operator adapts the shipped rules to a board after
+	// installing: a file of the same name in /etc/udev/rules.d overrides the package's. (Written
+	// before dpkg -i, udev loads it while the gpio group does not exist yet, and neither the
+	// postinst's reload nor its trigger makes it resolve the group: GPIO stays root's.)
+	if err := b.writeFile(ctx, "/etc/udev/rules.d/70-dock-bays.rules", []byte(udev.Rules(udev.QemuVirt))); err != nil {
+		t.Fatal(err)
+	}
+	b.mustSh(ctx, "udevadm control --reload-rules && udevadm trigger --settle --action=change --subsystem-match=gpio --subsystem-match=tty")
 
 	cert, key := w.pki.Issue(dockID, false)
 	for _, f := range []struct{ src, dst string }{{w.pki.CAFile, "ca.pem"}, {cert, "dock.pem"}, {key, "dock.key"}} {

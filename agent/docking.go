@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -52,10 +53,8 @@ func (d *docking) run(ctx context.Context) {
 	}
 	s.setCharging(true)
 
-	port, err := camlink.OpenSerial(s.def.Serial, s.def.Baud)
-	if err != nil {
-		d.a.raise(s.index, d.a.cfg.Dock, health.Verdict{Code: "serial-port", Detail: fmt.Sprintf("slot %d: %v", s.index, err)})
-		<-ctx.Done()
+	port, ok := d.openPort(ctx)
+	if !ok {
 		return
 	}
 	d.link = camlink.NewLink(port, time.Duration(d.a.cfg.LinkTimeout), d.a.cfg.LinkRetries, d.log)
@@ -68,6 +67,7 @@ func (d *docking) run(ctx context.Context) {
 	// The dock's clock sets the camera's only when it is plausible; a dock that booted
 	// without a clock would otherwise stamp evidence with 1970.
 	if ok, why := d.a.clockTrusted(); ok {
+		var err error
 		if d.drift, err = d.link.SetClock(ctx, d.a.now()); err != nil {
 			d.log.Warn("clock not set", "err", err)
 		}
@@ -105,6 +105,45 @@ func (d *docking) run(ctx context.Context) {
 		d.evaluate(ctx, 0)
 		if st == Charging || st == OutOfService {
 			d.settle(ctx)
+		}
+	}
+}
+
+// portWait is how long a seated camera's serial port may take to appear: the presence
+// contact closes before the camera's USB has enumerated and udev has named the bay's port
+// (1-3 s on the carriers, about 5 s on the emulated board's hub, build/vm).
+const portWait = 15 * time.Second
+
+// openPort opens the bay's serial port, waiting for it to appear. Past portWait it raises
+// the dock's serial-port fault and goes on trying at each poll; false means the camera
+// left (or the agent stopped) first.
+func (d *docking) openPort(ctx context.Context) (io.ReadWriteCloser, bool) {
+	s := d.slot
+	clk := d.a.timeSource()
+	seated := clk.Now()
+	raised := false
+	for {
+		port, err := camlink.OpenSerial(s.def.Serial, s.def.Baud)
+		if err == nil {
+			if raised {
+				d.log.Info("serial port appeared", "after", clk.Since(seated).Round(time.Millisecond))
+			}
+			return port, true
+		}
+		wait := 250 * time.Millisecond
+		if clk.Since(seated) >= portWait {
+			if !raised {
+				d.a.raise(s.index, d.a.cfg.Dock, health.Verdict{Code: "serial-port", Detail: fmt.Sprintf("slot %d: no serial port %s after %s: %v", s.index, s.def.Serial, portWait, err)})
+				raised = true
+			}
+			wait = time.Duration(d.a.cfg.Poll)
+		}
+		timer, fired := clk.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, false
+		case <-fired:
 		}
 	}
 }

@@ -29,6 +29,12 @@ import (
 // pseudo-terminal whose slave end the agent opens as the camera's serial port, and a
 // mount point where a docked camera's storage appears once unlocked.
 type Dock struct {
+	// Enumeration is how long a seated camera's serial port takes to appear after its
+	// presence contact closes: on a real board the camera's USB enumerates and udev names
+	// the bay's port after the contact (zero: the port is there as the contact closes).
+	// Set it before docking.
+	Enumeration time.Duration
+
 	dir   string
 	log   *slog.Logger
 	Slots []*Slot
@@ -44,9 +50,10 @@ type Slot struct {
 	master, slave           *os.File
 	tty, mount              string
 
-	mu  sync.Mutex
-	cam *Camera
-	ses *session
+	mu     sync.Mutex
+	cam    *Camera
+	ses    *session
+	seated int // counts dockings, so a late port belongs to the camera still seated
 }
 
 var dockSeq atomic.Int64
@@ -90,12 +97,9 @@ func New(dir string, n int, log *slog.Logger) (*Dock, error) {
 			_ = unix.IoctlSetTermios(int(sl.Fd()), unix.TCSETS, t)
 		}
 		s.master, s.slave = m, sl
+		// The bay's port name exists only while a camera is seated, as udev's link does.
 		s.tty = filepath.Join(dir, "tty", fmt.Sprintf("slot%d", i))
 		_ = os.Remove(s.tty)
-		if err := os.Symlink(sl.Name(), s.tty); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("sim dock: %w", err)
-		}
 		s.mount = filepath.Join(dir, "mnt", fmt.Sprintf("slot%d", i))
 		_ = os.Remove(s.mount)
 		d.Slots = append(d.Slots, s)
@@ -205,8 +209,22 @@ func (d *Dock) Dock(i int, cam *Camera) error {
 		return fmt.Errorf("slot %d already holds %s", i, s.cam.Serial())
 	}
 	s.cam, s.ses = cam, &session{mount: s.mount}
+	s.seated++
+	seated := s.seated
 	s.mu.Unlock()
-	s.Presence.Drive(gpio.High)
+	if d.Enumeration <= 0 {
+		if err := s.portAppears(seated); err != nil {
+			return err
+		}
+		s.Presence.Drive(gpio.High)
+	} else {
+		s.Presence.Drive(gpio.High)
+		time.AfterFunc(d.Enumeration, func() {
+			if err := s.portAppears(seated); err != nil {
+				d.log.Warn("sim: serial port", "slot", i, "err", err)
+			}
+		})
+	}
 	d.log.Info("sim: camera docked", "slot", i, "device", cam.Serial())
 	return nil
 }
@@ -221,12 +239,28 @@ func (d *Dock) Undock(i int) (*Camera, error) {
 	cam := s.cam
 	s.cam, s.ses = nil, nil
 	_ = os.RemoveAll(s.mount)
+	_ = os.Remove(s.tty)
 	s.mu.Unlock()
 	s.Presence.Drive(gpio.Low)
 	if cam != nil {
 		d.log.Info("sim: camera undocked", "slot", i, "device", cam.Serial())
 	}
 	return cam, nil
+}
+
+// portAppears names the bay's serial port (the link to the pseudo-terminal), if the
+// docking it was made for is still the slot's.
+func (s *Slot) portAppears(seated int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cam == nil || s.seated != seated {
+		return nil
+	}
+	_ = os.Remove(s.tty)
+	if err := os.Symlink(s.slave.Name(), s.tty); err != nil {
+		return fmt.Errorf("sim dock: slot %d port: %w", s.Index, err)
+	}
+	return nil
 }
 
 // Camera returns the camera in slot i, or nil.

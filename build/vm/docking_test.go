@@ -36,8 +36,8 @@ func TestDockingOnArm64Board(t *testing.T) {
 	}
 	// Camera A is lifted out mid-offload: after the dock freed its first recording on the
 	// camera, before its last.
-	if err := simrun.WaitFor(ctx, "camera A's first recording freed", func() bool { return camA.left() < 8 }); err != nil {
-		t.Fatal(err)
+	if err := waitUpTo(ctx, 5*time.Minute, "camera A's first recording freed", func() bool { return camA.left() < 8 }); err != nil {
+		t.Fatalf("%v\nboard console:\n%s", err, b.consoleTail(8000))
 	}
 	leftAtUndock := camA.left()
 	if err := dA.undock(ctx); err != nil {

@@ -170,6 +170,12 @@ ln -sfn /sys/devices/platform/$(cat $base/dev_name)/$(cat $base/bank0/chip_name)
 `
 }
 
+const journalToConsole = `[Journal]
+ForwardToConsole=yes
+TTYPath=/dev/ttyAMA0
+MaxLevelConsole=info
+`
+
 const gpioSimUnit = `[Unit]
 Description=Emulated dock board: the bays' GPIO lines on gpio-sim (test hardware)
 Before=dock-agent.service
@@ -216,7 +222,13 @@ func (w *world) install(ctx context.Context, b *board) time.Duration {
 	if err := b.writeFile(ctx, "/etc/systemd/system/dock-gpio-sim.service", []byte(gpioSimUnit)); err != nil {
 		t.Fatal(err)
 	}
-	b.mustSh(ctx, "chmod 755 /usr/local/sbin/dock-gpio-sim && systemctl daemon-reload && systemctl enable --now dock-gpio-sim.service")
+	b.mustSh(ctx, "mkdir -p /etc/systemd/journald.conf.d && chmod 755 /usr/local/sbin/dock-gpio-sim && systemctl daemon-reload && systemctl enable --now dock-gpio-sim.service")
+	// The board's console carries the journal as it is written (the test's log of the
+	// guest: it survives a power cut, and a failing wait prints its tail).
+	if err := b.writeFile(ctx, "/etc/systemd/journald.conf.d/50-console.conf", []byte(journalToConsole)); err != nil {
+		t.Fatal(err)
+	}
+	b.mustSh(ctx, "systemctl restart systemd-journald.service")
 
 	deb, err := os.ReadFile(w.deb)
 	if err != nil {

@@ -115,7 +115,7 @@ package: cross ## .deb packages for armhf, arm64 and amd64 (nfpm), version from 
 test-package: package
 	@for a in armhf arm64 amd64; do \
 	  deb=$$(ls $(OUT)/dock-agent_*_$$a.deb | tail -1); list=$$(dpkg-deb -c $$deb); \
-	  for f in ./usr/bin/dockagent ./usr/bin/dockctl ./lib/systemd/system/dock-agent.service ./etc/dock-agent/config.json ./var/lib/dock-agent/ ./lib/udev/rules.d/70-dock-bays.rules; do \
+	  for f in ./usr/bin/dockagent ./usr/bin/dockctl ./lib/systemd/system/dock-agent.service ./etc/dock-agent/config.json ./var/lib/dock-agent/ ./lib/udev/rules.d/70-dock-bays.rules ./usr/lib/modules-load.d/dock-agent.conf; do \
 	    grep -q " $$f$$" <<< "$$list" || { echo "$$deb lacks $$f"; exit 1; }; \
 	  done; \
 	  [ "$$(dpkg-deb -f $$deb Architecture)" = $$a ] || { echo "$$deb is not $$a"; exit 1; }; \

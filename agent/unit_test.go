@@ -62,3 +62,58 @@ func TestShippedUnitAllowsTheAgentsSystemCalls(t *testing.T) {
 		}
 	}
 }
+
+// devicesByDriver is how each driver the shipped unit allows by name (DeviceAllow=char-X)
+// gets into /proc/devices: built into the boards' kernels, or registered by a module. systemd
+// resolves the names when the unit starts, so a module's driver must be loaded at boot
+// (build/package/modules-load.conf), not on the first hot-plug: on the emulated arm64 board
+// the first camera's /dev/ttyUSB0 was refused (EPERM) and nothing was offloaded.
+var devicesByDriver = map[string]string{
+	"gpiochip": "", // GPIO_CDEV=y
+	"ttyS":     "", // the 8250 UART driver
+	"ttyUSB":   "usbserial",
+	"ttyACM":   "cdc_acm",
+}
+
+func TestShippedUnitsDeviceDriversAreLoadedAtBoot(t *testing.T) {
+	unit, err := os.ReadFile("../build/package/dock-agent.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile("../build/package/modules-load.conf")
+	if err != nil {
+		t.Fatalf("the package's modules-load.d file: %v", err)
+	}
+	nfpm, err := os.ReadFile("../build/package/nfpm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(nfpm), "src: build/package/modules-load.conf\n    dst: /usr/lib/modules-load.d/") {
+		t.Errorf("the package does not install build/package/modules-load.conf into /usr/lib/modules-load.d")
+	}
+	loaded := map[string]bool{}
+	for _, l := range strings.Split(string(conf), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			loaded[l] = true
+		}
+	}
+	n := 0
+	for _, l := range strings.Split(string(unit), "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(l), "DeviceAllow=char-")
+		if !ok {
+			continue
+		}
+		n++
+		driver := strings.Fields(v)[0]
+		module, known := devicesByDriver[driver]
+		switch {
+		case !known:
+			t.Errorf("the unit allows char-%s: say in devicesByDriver whether a module registers it", driver)
+		case module != "" && !loaded[module]:
+			t.Errorf("the unit allows char-%s, which module %s registers, but the package does not load %s at boot: the first camera's port is refused until the agent restarts", driver, module, module)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no DeviceAllow=char- line in the unit: the scan is broken")
+	}
+}

@@ -8,6 +8,8 @@ chgrp dock-agent /etc/dock-agent/config.json
 chown dock-agent:dock-agent /etc/dock-agent/spool.key
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
+  # The camera links' serial drivers (modules-load.d/dock-agent.conf), before the unit starts.
+  systemctl restart systemd-modules-load.service >/dev/null 2>&1 || true
   udevadm control --reload-rules >/dev/null 2>&1 || true
   # The rules apply to devices already there too (the board's GPIO chips, a camera already
   # seated): udev saw them before the gpio group existed and left them root's alone.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"periph.io/x/conn/v3/gpio"
 
@@ -36,6 +39,12 @@ func (d *docking) offload(ctx context.Context) {
 		d.storageFailed(ctx, "list recordings", err)
 		return
 	}
+	if len(listing.Files) > 0 {
+		if err := d.waitStorage(ctx); err != nil {
+			d.storageFailed(ctx, "storage not mounted", err)
+			return
+		}
+	}
 	d.mu.Lock()
 	d.storageErr = ""
 	d.mu.Unlock()
@@ -55,6 +64,54 @@ func (d *docking) offload(ctx context.Context) {
 	d.mu.Lock()
 	d.offloaded = out
 	d.mu.Unlock()
+}
+
+// storageWait is how long a camera's storage may take to appear at the bay's mount once
+// unlocked: its disk enumerates on the USB and udev mounts it after the unlock (seconds on
+// the carriers and on the emulated board, build/vm).
+const storageWait = 30 * time.Second
+
+// waitStorage waits until the bay's mount shows the camera's storage: a directory with
+// something in it (the camera listed recordings, so an empty one is a mount point not yet
+// mounted).
+func (d *docking) waitStorage(ctx context.Context) error {
+	clk := d.a.timeSource()
+	unlocked := clk.Now()
+	for {
+		err := storageMounted(d.slot.def.Mount)
+		if err == nil {
+			if w := clk.Since(unlocked); w >= time.Second {
+				d.log.Info("camera storage appeared", "after", w.Round(time.Millisecond))
+			}
+			return nil
+		}
+		if clk.Since(unlocked) >= storageWait {
+			return fmt.Errorf("%s after %s: %w", d.slot.def.Mount, storageWait, err)
+		}
+		timer, fired := clk.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-fired:
+		}
+	}
+}
+
+// storageMounted says whether dir holds anything, reading no more than one name of it.
+func storageMounted(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("nothing there yet")
+		}
+		return err
+	}
+	return nil
 }
 
 // storageFailed records that the camera's storage could not be unlocked or listed.

@@ -34,6 +34,10 @@ type Dock struct {
 	// the bay's port after the contact (zero: the port is there as the contact closes).
 	// Set it before docking.
 	Enumeration time.Duration
+	// StorageDelay is how long a camera's storage takes to appear at the bay's mount once
+	// the dock unlocked it: on a real board its disk enumerates and udev mounts it after the
+	// unlock (zero: at once). Set it before docking.
+	StorageDelay time.Duration
 
 	dir   string
 	log   *slog.Logger
@@ -208,7 +212,7 @@ func (d *Dock) Dock(i int, cam *Camera) error {
 		s.mu.Unlock()
 		return fmt.Errorf("slot %d already holds %s", i, s.cam.Serial())
 	}
-	s.cam, s.ses = cam, &session{mount: s.mount}
+	s.cam, s.ses = cam, &session{mount: s.mount, exposeAfter: d.StorageDelay}
 	s.seated++
 	seated := s.seated
 	s.mu.Unlock()
@@ -237,6 +241,9 @@ func (d *Dock) Undock(i int) (*Camera, error) {
 	}
 	s.mu.Lock()
 	cam := s.cam
+	if s.ses != nil {
+		s.ses.end()
+	}
 	s.cam, s.ses = nil, nil
 	_ = os.RemoveAll(s.mount)
 	_ = os.Remove(s.tty)

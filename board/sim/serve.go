@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"dock/hw/camlink"
@@ -18,6 +19,20 @@ type session struct {
 	mount      string // symlink the dock reads the storage through
 	exposed    bool
 	identified bool // the dock has asked who the camera is (Auth comes only after)
+	// exposeAfter is how long the storage takes to appear at mount once unlocked (the
+	// camera's disk enumerating and being mounted); zero: at once.
+	exposeAfter time.Duration
+
+	mu    sync.Mutex // orders a late exposure against the end of the docking
+	ended bool
+}
+
+// end ends the docking: the storage is gone, and a late exposure does not bring it back.
+func (s *session) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = true
+	_ = os.RemoveAll(s.mount)
 }
 
 // handle answers one request frame. ok is false when the camera stays silent.
@@ -96,6 +111,19 @@ func (c *Camera) answerLocked(req camlink.Frame, s *session, now time.Time, char
 		}
 		if r.Password != c.st.Password {
 			return nil, fmt.Errorf("wrong password")
+		}
+		if !s.exposed && s.exposeAfter > 0 {
+			s.exposed = true
+			time.AfterFunc(s.exposeAfter, func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if s.ended {
+					return
+				}
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				_ = c.exposeLocked(s.mount)
+			})
 		}
 		if !s.exposed {
 			if err := c.exposeLocked(s.mount); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"dock/agent/simrun"
@@ -150,6 +151,43 @@ type docking struct {
 	tag    string
 	served chan error
 	ln     net.Listener
+	tap    linkTap
+}
+
+// linkTap counts what crosses the camera's serial link, for a failing test to say which
+// way a silence was.
+type linkTap struct {
+	conn         net.Conn
+	fromDock     atomic.Int64
+	toDock       atomic.Int64
+	lastFromDock atomic.Int64 // unix ms
+	lastToDock   atomic.Int64
+}
+
+func (l *linkTap) Read(p []byte) (int, error) {
+	n, err := l.conn.Read(p)
+	if n > 0 {
+		l.fromDock.Add(int64(n))
+		l.lastFromDock.Store(time.Now().UnixMilli())
+	}
+	return n, err
+}
+
+func (l *linkTap) Write(p []byte) (int, error) {
+	n, err := l.conn.Write(p)
+	l.toDock.Add(int64(n))
+	l.lastToDock.Store(time.Now().UnixMilli())
+	return n, err
+}
+
+func (l *linkTap) String() string {
+	ago := func(ms int64) string {
+		if ms == 0 {
+			return "never"
+		}
+		return time.Since(time.UnixMilli(ms)).Round(100*time.Millisecond).String() + " ago"
+	}
+	return fmt.Sprintf("link: %d bytes from the dock (last %s), %d to it (last %s)", l.fromDock.Load(), ago(l.lastFromDock.Load()), l.toDock.Load(), ago(l.lastToDock.Load()))
 }
 
 // presenceLine is the gpio-sim offset of bay's presence line (its BCM number).
@@ -179,7 +217,8 @@ func (w *world) dock(ctx context.Context, b *board, bay int, c *camera, tag stri
 			return
 		}
 		defer conn.Close()
-		d.served <- c.cam.ServeStream(conn, filepath.Join(w.dir, tag+".exposed"), nil)
+		d.tap.conn = conn
+		d.served <- c.cam.ServeStream(&d.tap, filepath.Join(w.dir, tag+".exposed"), nil)
 	}()
 	port := fmt.Sprintf("1.%d", bay+1)
 	steps := []struct {

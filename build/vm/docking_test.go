@@ -51,15 +51,15 @@ func TestDockingOnArm64Board(t *testing.T) {
 	if strings.TrimSpace(gone) != "gone" {
 		t.Errorf("after the undocking, bay 0's port or mount is still there:\n%s", gone)
 	}
-	if err := simrun.WaitCentral(ctx, w.store, camB.want); err != nil {
-		t.Fatalf("camera B: %v", err)
+	if err := waitCentral(ctx, 5*time.Minute, w.store, camB.want); err != nil {
+		t.Fatalf("camera B: %v; %s\nboard console:\n%s", err, &dB.tap, b.consoleTail(8000))
 	}
 	t.Logf("camera B's %d recordings at central, byte for byte, %s after docking", len(camB.want), time.Since(docked).Round(100*time.Millisecond))
 	// Docked again, the rest of A comes off.
 	dA = w.dock(ctx, b, 0, camA, "a2")
 	checkBay(ctx, t, b, 0)
-	if err := simrun.WaitCentral(ctx, w.store, camA.want); err != nil {
-		t.Fatalf("camera A: %v", err)
+	if err := waitCentral(ctx, 5*time.Minute, w.store, camA.want); err != nil {
+		t.Fatalf("camera A: %v; %s\nboard console:\n%s", err, &dA.tap, b.consoleTail(8000))
 	}
 	for _, c := range []*camera{camA, camB} {
 		if err := simrun.WaitFor(ctx, c.cam.Serial()+" emptied", func() bool { return c.left() == 0 }); err != nil {
@@ -99,8 +99,8 @@ func TestDockingOnArm64Board(t *testing.T) {
 	if out, err := b.sh(ctx, "systemctl start dock-agent.service"); err != nil {
 		t.Fatalf("systemctl start: %v %s", err, out)
 	}
-	if err := simrun.WaitCentral(ctx, w.store, camC.want); err != nil {
-		t.Fatalf("camera C after the restart: %v", err)
+	if err := waitCentral(ctx, 5*time.Minute, w.store, camC.want); err != nil {
+		t.Fatalf("camera C after the restart: %v; %s\nboard console:\n%s", err, &dC.tap, b.consoleTail(8000))
 	}
 	if err := simrun.WaitFor(ctx, "camera C emptied", func() bool { return camC.left() == 0 }); err != nil {
 		t.Error(err)

@@ -251,6 +251,13 @@ func TestPowerCutsOnArm64Board(t *testing.T) {
 		powerCuts(), moments, len(want), strings.TrimSpace(out), (sum / time.Duration(len(boots))).Round(100*time.Millisecond), strings.TrimSpace(restarts))
 }
 
+// waitCentral is simrun.WaitCentral bounded by d.
+func waitCentral(ctx context.Context, d time.Duration, store central.Storage, want simrun.Footage) error {
+	c, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return simrun.WaitCentral(c, store, want)
+}
+
 // waitUpTo is simrun.WaitFor bounded by d.
 func waitUpTo(ctx context.Context, d time.Duration, what string, cond func() bool) error {
 	c, cancel := context.WithTimeout(ctx, d)

@@ -180,7 +180,7 @@ func (b *board) poweroff() {
 	select {
 	case <-b.exited:
 	case <-time.After(2 * time.Minute):
-		b.t.Errorf("the guest did not power off within 2 minutes: killed")
+		b.t.Errorf("the guest did not power off within 2 minutes: killed\nconsole tail:\n%s", b.consoleTail(6000))
 	}
 	b.kill()
 }

@@ -176,7 +176,12 @@ func (b *board) kill() {
 
 // poweroff shuts the guest down cleanly and waits for qemu to exit.
 func (b *board) poweroff() {
-	_, _ = b.qga.call(context.Background(), "guest-shutdown", map[string]any{"mode": "powerdown"})
+	// systemctl, not the guest agent's guest-shutdown: that runs shutdown(8), which
+	// schedules the power-off through logind, and the board sometimes never went down.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The board may be gone before the guest agent answers; qemu's exit is the check.
+	_, _ = b.sh(ctx, "systemctl poweroff --no-block")
 	select {
 	case <-b.exited:
 	case <-time.After(2 * time.Minute):

@@ -266,6 +266,9 @@ func (w *world) install(ctx context.Context, b *board) time.Duration {
 	}
 	b.mustSh(ctx, `cd /etc/dock-agent && chown dock-agent:dock-agent dock.key && chmod 600 dock.key && chmod 644 ca.pem dock.pem &&
 chgrp dock-agent config.json.new && chmod 640 config.json.new && mv config.json.new config.json`)
+	// The operator's files reach the disk before anything else happens (a power cut soon
+	// after would otherwise leave them empty: ext4 writes file data back within 30 s).
+	b.mustSh(ctx, "sync")
 	start := time.Now()
 	if out, err := b.sh(ctx, "systemctl restart dock-agent.service"); err != nil {
 		j, _ := b.sh(ctx, "journalctl -b -u dock-agent.service --no-pager | tail -40")

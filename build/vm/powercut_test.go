@@ -179,7 +179,7 @@ func TestPowerCutsOnArm64Board(t *testing.T) {
 		var moment string
 		switch cut % 3 {
 		case 0: // some time into the boot's work
-			d := time.Duration(rng.IntN(12000)) * time.Millisecond
+			d := time.Duration(rng.IntN(6000)) * time.Millisecond
 			time.Sleep(d)
 			moment = "random"
 		case 1: // as a camera's recording is freed: the dock's copy must be durable by then

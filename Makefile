@@ -52,7 +52,10 @@ test-vm:
 
 # Level 2: the shipped .deb on the emulated arm64 board (build/vm): a Debian arm64 root file
 # system (build/vm/build-rootfs.sh: mmdebstrap through qemu-user-static, cached in
-# build/out/vm), the package installed with dpkg -i and its service online at central.
+# build/out/vm), the package installed with dpkg -i and its service online at central;
+# cameras hot-plugged over QMP (USB serial and storage on a bay's port), one undocked
+# mid-offload, systemctl stop during an upload; 20 power cuts (qemu SIGKILLed) at random
+# moments of offload and upload (DOCK_VM_CUTS=n for another count, DOCK_SEED replays).
 # DOCK_VM_LOCK=<file> takes that flock(1) lock for the boots, yielding it every 8 minutes
 # between boots (never with the same lock already held around make).
 vm-rootfs:

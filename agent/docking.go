@@ -114,8 +114,12 @@ func (d *docking) run(ctx context.Context) {
 // (1-3 s on the carriers, about 5 s on the emulated board's hub, build/vm).
 const portWait = 15 * time.Second
 
+// codeSerialPort is a bay whose serial port did not appear for a seated camera, or cannot
+// be opened; the fault is the bay's (device <dock>-slotN) and clears when the port opens.
+const codeSerialPort health.Code = "serial-port"
+
 // openPort opens the bay's serial port, waiting for it to appear. Past portWait it raises
-// the dock's serial-port fault and goes on trying at each poll; false means the camera
+// the bay's serial-port fault and goes on trying at each poll; false means the camera
 // left (or the agent stopped) first.
 func (d *docking) openPort(ctx context.Context) (io.ReadWriteCloser, bool) {
 	s := d.slot
@@ -128,12 +132,13 @@ func (d *docking) openPort(ctx context.Context) (io.ReadWriteCloser, bool) {
 			if raised {
 				d.log.Info("serial port appeared", "after", clk.Since(seated).Round(time.Millisecond))
 			}
+			d.a.clearCondition(health.FaultID(s.bay(), codeSerialPort), fmt.Sprintf("dock: slot %d's serial port opened", s.index))
 			return port, true
 		}
 		wait := 250 * time.Millisecond
 		if clk.Since(seated) >= portWait {
 			if !raised {
-				d.a.raise(s.index, d.a.cfg.Dock, health.Verdict{Code: "serial-port", Detail: fmt.Sprintf("slot %d: no serial port %s after %s: %v", s.index, s.def.Serial, portWait, err)})
+				d.a.raise(s.index, s.bay(), health.Verdict{Code: codeSerialPort, Detail: fmt.Sprintf("slot %d: no serial port %s after %s: %v", s.index, s.def.Serial, portWait, err)})
 				raised = true
 			}
 			wait = time.Duration(d.a.cfg.Poll)

@@ -175,9 +175,13 @@ func (s *slot) identified(d *docking) {
 }
 
 // linkLost takes a camera that does not answer out of service.
+// bay names the bay itself as a device, for faults of the bay or of a camera that has not
+// said who it is.
+func (s *slot) bay() string { return s.a.cfg.Dock + "-slot" + fmt.Sprint(s.index) }
+
 func (s *slot) linkLost(detail string) {
 	s.setCharging(false)
-	device := s.a.cfg.Dock + "-slot" + fmt.Sprint(s.index)
+	device := s.bay()
 	s.mu.Lock()
 	if s.device != "" {
 		device = s.device

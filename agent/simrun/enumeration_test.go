@@ -1,8 +1,11 @@
 package simrun
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"dock/health"
 )
 
 // A camera's presence contact closes before its USB has enumerated: on a real board (and
@@ -47,5 +50,48 @@ func TestStorageThatAppearsAfterTheUnlock(t *testing.T) {
 	waitCameraEmpty(ctx, t, cam)
 	for _, f := range h.Agent.Faults() {
 		t.Errorf("fault raised for storage that was only late: %s %s: %s", f.Device, f.Code, f.Detail)
+	}
+}
+
+// A bay whose serial port does not appear in time is a fault of that bay, sent to
+// maintenance; when the port then appears the camera is offloaded and the fault is cleared
+// as a condition that no longer holds.
+func TestSerialPortLateBeyondTheWaitIsABayFaultThatClears(t *testing.T) {
+	ctx, h := startHarness(t, 90*time.Second, Options{Dir: t.TempDir(), Slots: 2, Log: testLog(t)})
+	h.Dock.Enumeration = 17 * time.Second // the agent waits 15 s
+	cam, want, err := h.NewCamera("CAM-VERY-LATE", "OF-1", 1, 100_000, 7, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Dock.Dock(1, cam); err != nil {
+		t.Fatal(err)
+	}
+	var raised health.Fault
+	if err := WaitFor(ctx, "the serial-port fault", func() bool {
+		for _, f := range h.Agent.Faults() {
+			if f.Code == "serial-port" {
+				raised = f
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if raised.Slot != 1 || !strings.HasSuffix(raised.Device, "-slot1") {
+		t.Errorf("serial-port fault of %q slot %d, want bay 1's own (device <dock>-slot1)", raised.Device, raised.Slot)
+	}
+	if err := WaitCentral(ctx, h.Central.Store(), want); err != nil {
+		t.Fatalf("%v; faults: %+v", err, h.Agent.Faults())
+	}
+	if err := WaitFor(ctx, "the serial-port fault cleared", func() bool {
+		for _, f := range h.Agent.Faults() {
+			if f.Code == "serial-port" {
+				return f.State == health.Cleared
+			}
+		}
+		return false
+	}); err != nil {
+		t.Errorf("%v: %+v", err, h.Agent.Faults())
 	}
 }

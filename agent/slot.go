@@ -174,11 +174,11 @@ func (s *slot) identified(d *docking) {
 	s.mu.Unlock()
 }
 
-// linkLost takes a camera that does not answer out of service.
 // bay names the bay itself as a device, for faults of the bay or of a camera that has not
 // said who it is.
 func (s *slot) bay() string { return s.a.cfg.Dock + "-slot" + fmt.Sprint(s.index) }
 
+// linkLost takes a camera that does not answer out of service.
 func (s *slot) linkLost(detail string) {
 	s.setCharging(false)
 	device := s.bay()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"dock/board/sim"
 	"dock/health"
 )
 
@@ -13,31 +14,24 @@ import (
 // agent sees the camera. The agent waits for the port: the camera is offloaded, and no
 // serial-port fault goes to maintenance for a port that was only late.
 func TestSerialPortThatAppearsAfterThePresenceContact(t *testing.T) {
-	ctx, h := startHarness(t, 60*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
-	h.Dock.Enumeration = 2 * time.Second
-	cam, want, err := h.NewCamera("CAM-LATE-PORT", "OF-1", 2, 200_000, 5, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Dock.Dock(0, cam); err != nil {
-		t.Fatal(err)
-	}
-	if err := WaitCentral(ctx, h.Central.Store(), want); err != nil {
-		t.Fatalf("%v; faults: %+v", err, h.Agent.Faults())
-	}
-	waitCameraEmpty(ctx, t, cam)
-	for _, f := range h.Agent.Faults() {
-		t.Errorf("fault raised for a port that was only late: %s %s: %s", f.Device, f.Code, f.Detail)
-	}
+	offloadedWithoutFault(t, "CAM-LATE-PORT", 5, func(d *sim.Dock) { d.Enumeration = 2 * time.Second })
 }
 
 // A camera's storage appears at the bay's mount a few seconds after the dock unlocks it
 // (its disk enumerates, udev mounts it): the agent waits for it, and does not take the
 // camera out of service with read errors for recordings it tried to read too early.
 func TestStorageThatAppearsAfterTheUnlock(t *testing.T) {
+	offloadedWithoutFault(t, "CAM-LATE-DISK", 6, func(d *sim.Dock) { d.StorageDelay = 2 * time.Second })
+}
+
+// offloadedWithoutFault docks a two-recording camera on a dock made slow by late (its port
+// or storage appearing after a delay) and
+// requires every recording at central, the camera emptied and no fault raised.
+func offloadedWithoutFault(t *testing.T, serial string, seed uint64, late func(*sim.Dock)) {
+	t.Helper()
 	ctx, h := startHarness(t, 60*time.Second, Options{Dir: t.TempDir(), Slots: 1, Log: testLog(t)})
-	h.Dock.StorageDelay = 2 * time.Second
-	cam, want, err := h.NewCamera("CAM-LATE-DISK", "OF-1", 2, 200_000, 6, nil, nil)
+	late(h.Dock)
+	cam, want, err := h.NewCamera(serial, "OF-1", 2, 200_000, seed, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +43,7 @@ func TestStorageThatAppearsAfterTheUnlock(t *testing.T) {
 	}
 	waitCameraEmpty(ctx, t, cam)
 	for _, f := range h.Agent.Faults() {
-		t.Errorf("fault raised for storage that was only late: %s %s: %s", f.Device, f.Code, f.Detail)
+		t.Errorf("fault raised for a camera that was only late: %s %s: %s", f.Device, f.Code, f.Detail)
 	}
 }
 
